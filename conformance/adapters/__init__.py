@@ -1,0 +1,1 @@
+"""Implementations that wrap a real third-party library (Keras, ...) behind the ``run(fixture)`` contract."""

@@ -1,0 +1,25 @@
+"""Exceptions shared by the loader, the registry and the suite.
+
+Each carries enough context (fixture id, file, plug-in) that its message reads
+on its own in a bug report.
+"""
+
+
+class Unsupported(Exception):
+    """Raised by an implementation for a feature it does not implement.
+
+    The suite reports it as a skip with the given reason, never as a pass.
+    """
+
+
+class FixtureError(Exception):
+    """A fixture on disk is malformed, tampered with or unsafe to load."""
+
+    def __init__(self, where, message):
+        self.where = str(where)
+        self.detail = message
+        super().__init__(f"{where}: {message}")
+
+
+class ImplementationError(Exception):
+    """An implementation could not be loaded or returned something unusable."""

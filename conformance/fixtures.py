@@ -1,0 +1,280 @@
+"""Load fixtures from disk: YAML when listing, arrays on first use, digests verified.
+
+Imports numpy and pyyaml only, so a port can be checked without TensorFlow.
+Nothing here executes code from data: YAML goes through ``yaml.safe_load`` and
+arrays through ``np.load(allow_pickle=False)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+import numpy as np
+import yaml
+
+from .errors import FixtureError
+
+FORMAT_VERSION = 1
+YAML_NAME = "fixture.yaml"
+ARRAYS_NAME = "arrays.npz"
+SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+MAX_YAML_BYTES = 1 << 20
+REQUIRED_FIELDS = ("format_version", "id", "description", "layer", "config", "activations",
+                   "gates", "inputs", "outputs", "arrays", "tolerance", "tags", "digest")
+# Excluded from the digest: the digest itself, and provenance, which changes with
+# the machine that regenerated a fixture without changing what it asserts.
+UNDIGESTED_FIELDS = ("digest", "generated_by")
+
+
+def gallery_dir() -> Path:
+    """The gallery shipped with the package (wheel), else the repository's ``fixtures/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "fixtures", here.parent / "fixtures"):
+        if candidate.is_dir():
+            return candidate
+    return here / "fixtures"
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of the raw little-endian, C-order data bytes (shape and dtype are recorded apart)."""
+    array = np.asarray(array)
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(meta: Mapping) -> str:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def compute_digest(meta: Mapping) -> str:
+    """The citation digest: sha256 over the canonical JSON of the YAML minus undigested fields."""
+    content = {k: v for k, v in meta.items() if k not in UNDIGESTED_FIELDS}
+    return "sha256:" + hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def short_digest(digest: str) -> str:
+    return digest[: len("sha256:") + 8]
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+class Fixture:
+    """One fixture: metadata from ``fixture.yaml``; arrays loaded, checked and frozen on first use.
+
+    The object handed to implementations is read-only: mappings are proxies and
+    arrays are not writeable, so one implementation cannot corrupt the next.
+    """
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = Path(path)
+        self.meta = meta
+        self._arrays: Mapping[str, np.ndarray] | None = None
+
+    # -- metadata -------------------------------------------------------------
+    id = property(lambda self: self.meta["id"])
+    digest = property(lambda self: self.meta["digest"])
+    layer = property(lambda self: self.meta["layer"])
+    config = property(lambda self: self.meta["config"])
+    gates = property(lambda self: self.meta["gates"])
+    activations = property(lambda self: self.meta["activations"])
+    tags = property(lambda self: tuple(self.meta.get("tags", ())))
+    tolerance = property(lambda self: self.meta["tolerance"])
+    description = property(lambda self: self.meta["description"])
+
+    @property
+    def citation(self) -> str:
+        return f"{self.id}@{short_digest(self.digest)}"
+
+    @property
+    def weight_names(self) -> list[str]:
+        return list(self.meta.get("weights", []))
+
+    # -- arrays ---------------------------------------------------------------
+    @property
+    def arrays(self) -> Mapping[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = MappingProxyType(load_arrays(self.path, self.meta))
+        return self._arrays
+
+    def _select(self, names: Iterable[str]) -> Mapping[str, np.ndarray]:
+        arrays = self.arrays
+        return MappingProxyType({n: arrays[n] for n in names if n in arrays})
+
+    @property
+    def weights(self) -> Mapping[str, np.ndarray]:
+        return self._select(self.weight_names)
+
+    @property
+    def inputs(self) -> Mapping[str, np.ndarray]:
+        return self._select(self.meta["inputs"])
+
+    @property
+    def expected(self) -> Mapping[str, np.ndarray]:
+        """Expected outputs. For diagnosis only: an implementation that reads this is cheating."""
+        return self._select(self.meta["outputs"])
+
+    @property
+    def trace(self) -> Mapping[str, np.ndarray]:
+        return MappingProxyType({k[len("trace/"):]: v for k, v in self.arrays.items()
+                                 if k.startswith("trace/")})
+
+    def isolated(self) -> "Fixture":
+        """A private copy for one implementation call: fresh read-only arrays, a deep-copied ``meta``.
+
+        Whatever an implementation does to what it is handed, the next one sees pristine data.
+        """
+        twin = Fixture(self.path, copy.deepcopy(self.meta))
+        twin._arrays = MappingProxyType({k: _readonly(v.copy()) for k, v in self.arrays.items()})
+        return twin
+
+    def __repr__(self) -> str:
+        return f"<Fixture {self.citation} {self.layer}>"
+
+
+def _check_meta(meta, where: Path) -> dict:
+    if not isinstance(meta, dict):
+        raise FixtureError(where, f"expected a mapping at the top level, got {type(meta).__name__}")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise FixtureError(where, f"unknown format_version {version!r} (this loader reads {FORMAT_VERSION})")
+    missing = [f for f in REQUIRED_FIELDS if f not in meta]
+    if missing:
+        raise FixtureError(where, f"missing required field(s): {', '.join(missing)}")
+    fid = meta["id"]
+    if not isinstance(fid, str) or not SAFE_ID.match(fid):
+        raise FixtureError(where, f"id {fid!r} is not a safe folder name (allowed: {SAFE_ID.pattern})")
+    if fid != where.parent.name:
+        raise FixtureError(where, f"id {fid!r} does not match its folder name {where.parent.name!r}")
+    if not isinstance(meta["arrays"], dict) or not all(isinstance(v, dict) for v in meta["arrays"].values()):
+        raise FixtureError(where, "field 'arrays' must map array names to {shape, dtype, sha256}")
+    actual = compute_digest(meta)
+    if meta["digest"] != actual:
+        raise FixtureError(where, f"digest mismatch: the file says {meta['digest']}, its content hashes to {actual}"
+                                  " (the fixture was edited after generation)")
+    return meta
+
+
+def read_meta(folder: Path) -> dict:
+    """Parse and validate ``fixture.yaml`` of one fixture folder, with safe YAML only."""
+    folder = Path(folder)
+    where = folder / YAML_NAME
+    if where.is_symlink() or not where.is_file():
+        raise FixtureError(where, "no fixture.yaml (or it is not a regular file)")
+    raw = where.read_bytes()
+    if len(raw) > MAX_YAML_BYTES:
+        raise FixtureError(where, f"fixture.yaml is {len(raw)} bytes, over the {MAX_YAML_BYTES}-byte limit")
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(raw, Loader=yaml.SafeLoader)):
+            raise FixtureError(where, "YAML aliases are not allowed in fixture.yaml (they allow YAML bombs)")
+        meta = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise FixtureError(where, f"not valid safe YAML: {exc}".splitlines()[0]) from None
+    except RecursionError:
+        raise FixtureError(where, "YAML nests too deeply") from None
+    return _check_meta(meta, where)
+
+
+def load_arrays(folder: Path, meta: Mapping) -> dict[str, np.ndarray]:
+    """Load ``arrays.npz`` and check every array against the YAML's shape, dtype and sha256."""
+    where = Path(folder) / ARRAYS_NAME
+    if where.is_symlink() or not where.is_file():
+        raise FixtureError(where, f"fixture {meta['id']!r}: arrays.npz is missing (or not a regular file)")
+    try:
+        with zipfile.ZipFile(where) as archive:
+            members = {name[:-4]: archive.read(name) for name in archive.namelist() if name.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise FixtureError(where, f"fixture {meta['id']!r}: not a readable npz archive ({exc})") from None
+    arrays = {}
+    for name, spec in meta["arrays"].items():
+        if name not in members:
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in fixture.yaml is missing")
+        try:
+            array = np.load(io.BytesIO(members[name]), allow_pickle=False)
+        except ValueError as exc:
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} cannot be loaded safely ({exc})") from None
+        except Exception as exc:  # corrupt header or data: numpy raises several kinds
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
+        if list(array.shape) != list(spec.get("shape", [])):
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} has shape {list(array.shape)},"
+                                      f" fixture.yaml says {spec.get('shape')}")
+        if array.dtype.name != spec.get("dtype"):
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} has dtype {array.dtype.name},"
+                                      f" fixture.yaml says {spec.get('dtype')}")
+        if array_sha256(array) != spec.get("sha256"):
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} does not match its sha256"
+                                      " (the data was changed after generation)")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} contains NaN or Inf")
+        arrays[name] = _readonly(array)
+    extra = sorted(set(members) - set(meta["arrays"]))
+    if extra:
+        raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in fixture.yaml: {', '.join(extra)}")
+    return arrays
+
+
+def load_fixture(folder: Path) -> Fixture:
+    return Fixture(Path(folder), read_meta(Path(folder)))
+
+
+class Listing:
+    """The result of scanning a fixtures folder: good fixtures and per-folder errors."""
+
+    def __init__(self, root: Path, fixtures: list[Fixture], errors: list[FixtureError]):
+        self.root, self.fixtures, self.errors = root, fixtures, errors
+
+    @property
+    def set_digest(self) -> str:
+        """sha256 over the sorted ``id@digest`` lines: names the whole fixture set in a report header."""
+        lines = "\n".join(sorted(f"{f.id}@{f.digest}" for f in self.fixtures))
+        return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+
+
+def list_fixtures(root: Path | None = None) -> Listing:
+    """Scan ``root`` (default: the shipped gallery). A broken fixture becomes an error entry, not a crash."""
+    root = Path(root) if root is not None else gallery_dir()
+    if not root.is_dir():
+        raise FixtureError(root, "fixtures folder does not exist")
+    resolved_root = root.resolve()
+    fixtures, errors = [], []
+    for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if not folder.is_dir():
+            continue
+        if folder.is_symlink() and not folder.resolve().is_relative_to(resolved_root):
+            errors.append(FixtureError(folder, "symlink points outside the fixtures folder; refused"))
+            continue
+        try:
+            fixtures.append(load_fixture(folder))
+        except FixtureError as exc:
+            errors.append(exc)
+    return Listing(root, fixtures, errors)
+
+
+def select(fixtures: Iterable[Fixture], patterns: Iterable[str] = (), tags: Iterable[str] = ()) -> list[Fixture]:
+    """Fixtures whose id matches any glob in ``patterns`` (all if none) and that carry every tag."""
+    patterns, tags = list(patterns), set(tags)
+    return [f for f in fixtures
+            if (not patterns or any(fnmatch.fnmatchcase(f.id, p) for p in patterns))
+            and tags <= set(f.tags)]
+
+
+def resolve_citation(fixtures: Iterable[Fixture], citation: str) -> Fixture:
+    """Find ``id`` or ``id@sha256:prefix``; a digest that does not match is an error, not a guess."""
+    fid, _, digest = citation.partition("@")
+    for fixture in fixtures:
+        if fixture.id == fid:
+            if digest and not fixture.digest.startswith(digest):
+                raise FixtureError(fid, f"cited digest {digest} does not match this gallery's {short_digest(fixture.digest)}")
+            return fixture
+    raise FixtureError(fid, "no fixture with this id")

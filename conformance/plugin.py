@@ -1,0 +1,144 @@
+"""The pytest plug-in (``pytest11`` entry point ``conformance``): options, parametrization, header, summary.
+
+``pytest --pyargs conformance --impl NAME`` runs ``conformance/test_conformance.py``
+over every (implementation, fixture) pair, with test ids ``[<impl>-<fixture id>]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from . import __version__, registry
+from .errors import FixtureError
+from .fixtures import gallery_dir, list_fixtures, select
+from .suite import DEFAULT_TIMEOUT_S, Case
+
+ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
+ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
+ENV_SHOWN = (registry.ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT, "KERAS_BACKEND", "TF_USE_LEGACY_KERAS")
+STATE = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lstm-conformance", "LSTM conformance suite")
+    group.addoption("--impl", action="append", default=[], metavar="NAME",
+                    help="implementation to check: a registered name, module:attr or cmd:COMMAND "
+                         f"(repeatable; default ${registry.ENV_IMPL} or every registered one)")
+    group.addoption("--list-impls", action="store_true", help="list registered implementations and exit")
+    group.addoption("--fixtures-dir", default=None, metavar="DIR",
+                    help=f"folder of fixtures to run (default ${ENV_FIXTURES} or the shipped gallery)")
+    group.addoption("--fixture-id", action="append", default=[], metavar="PATTERN",
+                    help="only fixtures whose id matches this glob (repeatable)")
+    group.addoption("--fixture-tag", action="append", default=[], metavar="TAG",
+                    help="only fixtures carrying this tag (repeatable: all must match)")
+    group.addoption("--impl-timeout", type=float, default=None, metavar="SECONDS",
+                    help=f"per-fixture timeout for run() (default ${ENV_TIMEOUT} or {DEFAULT_TIMEOUT_S:g})")
+    group.addoption("--conformance-json", default=None, metavar="PATH",
+                    help="write a JSON summary (outcome and max error per case) to PATH")
+
+
+def _fixtures_dir(config) -> Path:
+    chosen = config.getoption("fixtures_dir") or os.environ.get(ENV_FIXTURES)
+    return Path(chosen) if chosen else gallery_dir()
+
+
+def state(config) -> dict:
+    """Implementations, fixtures and cases, computed once per session."""
+    if STATE not in config.stash:
+        root = _fixtures_dir(config)
+        try:
+            listing = list_fixtures(root)
+            fixtures, errors, set_digest = listing.fixtures, listing.errors, listing.set_digest
+        except FixtureError as exc:
+            fixtures, errors, set_digest = [], [exc], None
+        chosen = select(fixtures, config.getoption("fixture_id"), config.getoption("fixture_tag"))
+        if not chosen and not errors:
+            errors = [FixtureError(root, "no fixtures to run (empty folder, or no id/tag matched)")]
+        impls = registry.select(config.getoption("impl"))
+        timeout = config.getoption("impl_timeout") or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
+        cases = [Case(impl, item, root) for impl in impls for item in [*chosen, *errors]]
+        config.stash[STATE] = {"root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
+                               "impls": impls, "cases": cases, "timeout": timeout, "records": []}
+    return config.stash[STATE]
+
+
+def _active(config) -> bool:
+    """Only sessions that run the suite pay for loading implementations in the header."""
+    args = " ".join(str(a) for a in config.invocation_params.args)
+    return bool(config.getoption("impl") or config.getoption("fixtures_dir")
+                or "conformance" in args or os.environ.get(registry.ENV_IMPL))
+
+
+def pytest_cmdline_main(config):
+    if config.getoption("list_impls"):
+        for impl in registry.registered().values():
+            info = impl.info()
+            extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
+            print(f"{impl.name:20} {info.get('version') or '-':10} {impl.value}  [{impl.distribution}]"
+                  + (f"  ({extra})" if extra else ""))
+        return 0
+    return None
+
+
+def pytest_report_header(config):
+    if not _active(config):
+        return None
+    s = state(config)
+    lines = [f"lstm-conformance {__version__}: fixtures {s['root']} ({len(s['fixtures'])} selected, "
+             f"{len(s['errors'])} broken; set {s['set_digest'] and s['set_digest'][:15]})"]
+    for impl in s["impls"]:
+        info = impl.info()
+        extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
+        lines.append(f"  implementation {impl.name} {info.get('version') or '?'} = {impl.value}"
+                     + (f" ({extra})" if extra else ""))
+    shown = [f"{k}={os.environ[k]}" for k in ENV_SHOWN if k in os.environ]
+    lines.append("  env: " + (" ".join(shown) if shown else "(none of " + ", ".join(ENV_SHOWN) + " set)"))
+    lines.append(f"  per-fixture timeout {s['timeout']:g} s")
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "conformance_case" in metafunc.fixturenames:
+        cases = state(metafunc.config)["cases"]
+        metafunc.parametrize("conformance_case", cases, ids=[c.id for c in cases])
+
+
+def record(config, case: Case, verdict) -> None:
+    state(config)["records"].append({
+        "impl": case.impl.name, "fixture": case.fixture_name,
+        "digest": getattr(case.fixture, "digest", None), "status": verdict.status,
+        "max_abs_error": verdict.max_abs_error, "mismatched": verdict.mismatched,
+        "message": verdict.message.splitlines()[0] if verdict.message else "",
+    })
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if STATE not in config.stash or not config.stash[STATE]["records"]:
+        return
+    s = config.stash[STATE]
+    per_impl: dict[str, Counter] = defaultdict(Counter)
+    reasons: dict[str, Counter] = defaultdict(Counter)
+    for r in s["records"]:
+        per_impl[r["impl"]][r["status"]] += 1
+        if r["status"] == "skipped":
+            reasons[r["impl"]][r["message"].split(": ", 1)[-1]] += 1
+    terminalreporter.section("lstm-conformance summary")
+    terminalreporter.write_line(f"{'implementation':24} {'passed':>7} {'failed':>7} {'error':>7} {'skipped':>8} {'xfail':>6}")
+    for name, counts in per_impl.items():
+        terminalreporter.write_line(f"{name:24} {counts['passed']:7} {counts['failed']:7} {counts['error']:7} "
+                                    f"{counts['skipped']:8} {counts['xfailed']:6}")
+        for reason, n in reasons[name].most_common():
+            terminalreporter.write_line(f"    skipped {n}x: {reason}")
+    path = config.getoption("conformance_json")
+    if path:
+        summary = {"lstm_conformance": __version__, "fixtures_dir": str(s["root"]), "fixture_set": s["set_digest"],
+                   "implementations": {i.name: i.info() for i in s["impls"]},
+                   "env": {k: os.environ[k] for k in ENV_SHOWN if k in os.environ}, "cases": s["records"]}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        terminalreporter.write_line(f"JSON summary written to {path}")

@@ -1,0 +1,127 @@
+"""Find implementations: entry points, ``module:attr`` callables, and ``cmd:`` subprocess ports.
+
+Discovery is lazy: listing reads entry point metadata only; the code is imported
+when the implementation's first test runs, so a broken plug-in fails its own
+tests (with the import traceback and the entry point value) and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import traceback
+import warnings
+from importlib import metadata
+from typing import Callable, Iterable
+
+from . import ENTRY_POINT_GROUP
+from .errors import ImplementationError
+
+ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
+
+
+@dataclasses.dataclass
+class Implementation:
+    """A named implementation, loaded on first use; a load failure is remembered, not raised at listing."""
+    name: str
+    value: str                      # entry point value, "module:attr" or "cmd:..."
+    version: str | None = None      # the distribution's version, when known
+    distribution: str | None = None
+    _loader: Callable[[], Callable] | None = None
+    _loaded: Callable | None = None
+    _error: str | None = None
+
+    def load(self) -> Callable:
+        if self._loaded is None and self._error is None:
+            try:
+                loaded = self._loader()
+                if not callable(loaded):
+                    raise TypeError(f"{self.value} is a {type(loaded).__name__}, not a callable run(fixture)")
+                self._loaded = loaded
+            except BaseException as exc:  # noqa: BLE001 - any plug-in failure is reported, not propagated
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._error = (f"implementation {self.name!r} ({self.value}) failed to load:\n"
+                               + "".join(traceback.format_exception(exc)))
+        if self._error is not None:
+            raise ImplementationError(self._error)
+        return self._loaded
+
+    def info(self) -> dict:
+        """Version and, for Keras-based implementations, Keras version and backend (loads the code)."""
+        details = {"version": self.version}
+        try:
+            run = self.load()
+            details["version"] = getattr(run, "version", None) or self.version
+            if hasattr(run, "info"):
+                details.update(run.info())
+        except Exception as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in
+            details["error"] = str(exc).splitlines()[0]
+        return details
+
+    def keras_semantics(self) -> tuple[str | None, str | None]:
+        """(Keras version, backend) the implementation declares, for ``applies_to``; (None, None) if none."""
+        run = self.load()
+        version = getattr(run, "keras_version", None)
+        backend = getattr(run, "backend", None)
+        return (version() if callable(version) else version, backend() if callable(backend) else backend)
+
+
+def _import_attr(value: str) -> Callable:
+    module_name, _, attr = value.partition(":")
+    target = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else ():
+        target = getattr(target, part)
+    return target
+
+
+def registered() -> dict[str, Implementation]:
+    """Every entry point in the group, by name; a duplicate name warns and the first one wins."""
+    found: dict[str, Implementation] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        impl = Implementation(ep.name, ep.value, dist.version if dist else None, dist.name if dist else None,
+                              _loader=ep.load)
+        if ep.name in found:
+            if found[ep.name].value != ep.value:
+                warnings.warn(f"implementation name {ep.name!r} is registered twice: {found[ep.name].value} "
+                              f"({found[ep.name].distribution}) and {ep.value} ({impl.distribution}); "
+                              "using the first", stacklevel=2)
+            continue
+        found[ep.name] = impl
+    return dict(sorted(found.items()))
+
+
+def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
+    """One ``--impl`` value: a registered name, ``module:attr``, or ``cmd:COMMAND``."""
+    if spec in known:
+        return known[spec]
+    if spec.startswith("cmd:"):
+        from .subprocess_impl import command_implementation
+        return Implementation(spec, spec, _loader=lambda: command_implementation(spec[4:]))
+    if ":" in spec:
+        return Implementation(spec, spec, _loader=lambda: _import_attr(spec))
+    names = ", ".join(known) or "none"
+    return Implementation(spec, spec, _loader=lambda: _unknown(spec, names))
+
+
+def _unknown(spec: str, names: str):
+    raise ImplementationError(f"no implementation named {spec!r} is registered under "
+                              f"{ENTRY_POINT_GROUP!r} (registered: {names}); use a name, module:attr or cmd:COMMAND")
+
+
+def select(specs: Iterable[str] = ()) -> list[Implementation]:
+    """The implementations to run: ``specs`` (``--impl``), else ``$LSTM_CONFORMANCE_IMPL``, else all registered."""
+    known = registered()
+    specs = [s for s in specs if s]
+    if not specs and os.environ.get(ENV_IMPL):
+        specs = [s.strip() for s in os.environ[ENV_IMPL].split(",") if s.strip()]
+    if not specs:
+        return list(known.values())
+    chosen, seen = [], set()
+    for spec in specs:
+        if spec not in seen:
+            seen.add(spec)
+            chosen.append(from_spec(spec, known))
+    return chosen

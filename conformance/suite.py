@@ -1,0 +1,107 @@
+"""Run one implementation on one fixture and judge it: the engine behind pytest and the CLI.
+
+Every outcome is explicit: ``passed``, ``failed``, ``skipped`` (``Unsupported`` or
+``applies_to``) or ``error`` (the plug-in or the fixture is broken). Nothing an
+implementation does (raise, hang, return garbage, mutate its input) escapes its own case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import threading
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from .applicability import not_applicable
+from .compare import compare
+from .errors import FixtureError, ImplementationError, Unsupported
+from .fixtures import Fixture, gallery_dir
+from .registry import Implementation
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclasses.dataclass
+class Verdict:
+    status: str                  # passed | failed | skipped | error
+    message: str = ""
+    max_abs_error: float | None = None
+    mismatched: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Case:
+    """One (implementation, fixture) pair; ``fixture`` is a FixtureError when the fixture is broken."""
+    impl: Implementation
+    fixture: Fixture | FixtureError
+    fixtures_dir: Path | None = None
+
+    @property
+    def fixture_name(self) -> str:
+        if isinstance(self.fixture, Fixture):
+            return self.fixture.id
+        return Path(self.fixture.where).parent.name if self.fixture.where.endswith(".yaml") else Path(self.fixture.where).name
+
+    @property
+    def id(self) -> str:
+        return f"{self.impl.name}-{self.fixture_name}"
+
+    def repro(self) -> str:
+        parts = ["pytest", "--pyargs", "conformance", "--impl", self.impl.name, "--fixture-id", self.fixture_name]
+        if self.fixtures_dir is not None and Path(self.fixtures_dir).resolve() != gallery_dir().resolve():
+            parts += ["--fixtures-dir", str(self.fixtures_dir)]
+        return shlex.join(parts)
+
+
+def call_with_timeout(run: Callable, fixture: Fixture, timeout: float | None):
+    """Call ``run(fixture)`` in a worker thread; a hang becomes a TimeoutError for this case only."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = run(fixture)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"impl-{fixture.id}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"run() did not return within {timeout:g} s (per-fixture timeout; "
+                           "set --impl-timeout or LSTM_CONFORMANCE_TIMEOUT)")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) -> Verdict:
+    """Run the case and return its verdict; never raises for anything the plug-in or fixture does."""
+    impl, fixture = case.impl, case.fixture
+    if isinstance(fixture, FixtureError):
+        return Verdict("error", f"broken fixture {case.fixture_name!r}: {fixture}")
+    try:
+        run = impl.load()
+        fixture.arrays  # load and verify the arrays before blaming the implementation
+        keras_version, backend = impl.keras_semantics()
+    except ImplementationError as exc:
+        return Verdict("error", str(exc))
+    except FixtureError as exc:
+        return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
+    except Unsupported as exc:
+        return Verdict("skipped", f"{impl.name}: {exc}")
+    reason = not_applicable(fixture.meta, keras_version, backend)
+    if reason:
+        return Verdict("skipped", f"{fixture.id}: {reason}")
+    version = getattr(run, "version", None) or impl.version
+    try:
+        result = call_with_timeout(run, fixture.isolated(), timeout)
+    except Unsupported as exc:
+        return Verdict("skipped", f"{impl.name}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the plug-in's failure, reported in its own case
+        detail = "".join(traceback.format_exception(exc)[-6:])
+        return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} raised "
+                                 f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
+    outcome = compare(fixture, result, impl.name, version, case.repro(), diagnose)
+    return Verdict("passed" if outcome.ok else "failed", outcome.message, outcome.max_abs_error, outcome.mismatched)

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Generate the fixture gallery from the catalog (``catalog/*.yaml``) with real Keras.
+
+For every catalog entry: draw seeded weights, inputs and initial states; build the
+layer with Keras (TensorFlow backend, CPU); call it directly; cross-check every
+expected array against the numpy reference (which reads the YAML gate slices);
+write ``fixtures/<id>/`` reproducibly. Ids are citation handles, so a fixture whose
+values changed is not overwritten without ``--update``.
+
+    python generate_fixtures.py            # write new fixtures, refuse changed ones
+    python generate_fixtures.py --check    # regenerate in memory, compare with disk
+    python generate_fixtures.py --only 'lstm-mask-*' --update
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # plain Eigen kernels: the same bits on every x86 CPU
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import yaml
+
+from conformance import reference
+from conformance.fixtures import FixtureError, compute_digest, list_fixtures, load_arrays
+from conformance.writer import finish_meta, write_fixture
+
+HERE = Path(__file__).resolve().parent
+CATALOG_DIR = HERE / "catalog"
+GENERATOR_VERSION = "1"
+
+STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
+GATES = {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}
+CONFIG_DEFAULTS = {
+    "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+    "return_sequences": False, "return_state": False, "go_backwards": False,
+}
+LAYER_DEFAULTS = {"LSTM": {"unit_forget_bias": True}, "GRU": {"reset_after": True}, "SimpleRNN": {}}
+ACTIVATIONS = {
+    "tanh": {"name": "tanh", "formula": "tanh(x)"},
+    "sigmoid": {"name": "sigmoid", "formula": "1 / (1 + exp(-x))"},
+    "relu": {"name": "relu", "formula": "max(x, 0)"},
+    "linear": {"name": "linear", "formula": "x"},
+}
+# hard_sigmoid changed between Keras 2 and Keras 3; each variant is explicit data.
+HARD_SIGMOID = {
+    "keras3": {"name": "hard_sigmoid", "formula": "clip(slope*x + offset, 0, 1)", "slope": 1 / 6, "offset": 0.5},
+    "keras2": {"name": "hard_sigmoid", "formula": "clip(slope*x + offset, 0, 1)", "slope": 0.2, "offset": 0.5},
+}
+HARD_SIGMOID_APPLIES = {"keras3": ">=3", "keras2": "<3"}
+
+
+class GenerationError(Exception):
+    pass
+
+
+# -- the catalog ---------------------------------------------------------------------------------
+
+def read_catalog(directory: Path = CATALOG_DIR) -> list[dict]:
+    """All catalog entries, each merged over its file's ``defaults``; ids must be unique."""
+    entries, seen = [], set()
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        defaults = data.get("defaults", {})
+        for entry in data["fixtures"]:
+            merged = {**defaults, **entry, "config": {**defaults.get("config", {}), **entry.get("config", {})}}
+            if merged["id"] in seen:
+                raise GenerationError(f"{path.name}: duplicate fixture id {merged['id']!r}")
+            seen.add(merged["id"])
+            entries.append(merged)
+    return entries
+
+
+def seed_of(entry: dict) -> int:
+    """A fixture's seed: explicit, or derived from its id (so adding an entry never shifts others)."""
+    return int(entry.get("seed", int(hashlib.sha256(entry["id"].encode()).hexdigest()[:8], 16)))
+
+
+def full_config(entry: dict) -> dict:
+    layer = entry["layer"]
+    return {"units": entry["config"]["units"], **CONFIG_DEFAULTS, **LAYER_DEFAULTS[layer], **entry["config"]}
+
+
+def activation_spec(entry: dict, config: dict) -> tuple[dict, dict]:
+    """Structured activation definitions, and Keras callables where a variant needs one."""
+    variant = entry.get("hard_sigmoid", "keras3")
+    specs, overrides = {}, {}
+    for key in ("activation", "recurrent_activation"):
+        if key == "recurrent_activation" and entry["layer"] == "SimpleRNN":
+            continue
+        name = config[key]
+        if name == "hard_sigmoid":
+            specs[key] = dict(HARD_SIGMOID[variant])
+            if variant == "keras2":  # this Keras is 3: compute the Keras 2 formula through Keras itself
+                overrides[key] = keras2_hard_sigmoid
+        else:
+            specs[key] = dict(ACTIVATIONS[name])
+    return specs, overrides
+
+
+def keras2_hard_sigmoid(x):
+    from conformance.adapters.keras import keras_module
+    ops = keras_module().ops
+    return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def gate_slices(layer: str, units: int) -> dict:
+    """Gate name -> [start, stop) on the last axis of every weight: the seed question, as data."""
+    blocks = {g: [k * units, (k + 1) * units] for k, g in enumerate(GATES[layer])}
+    return {"kernel": blocks, "recurrent_kernel": blocks, "bias": blocks}
+
+
+# -- drawing values ------------------------------------------------------------------------------
+
+def draw(entry: dict, config: dict) -> tuple[dict, dict]:
+    """Seeded weights and inputs, float32, uniform in the catalog's ranges."""
+    rng = np.random.default_rng(seed_of(entry))
+    layer, units = entry["layer"], config["units"]
+    batch, steps, features = entry["batch"], entry["timesteps"], entry["features"]
+    width = units * len(GATES[layer])
+    scale, bias_scale = entry.get("weight_scale", 0.5), entry.get("bias_scale", 0.5)
+
+    def uniform(shape, limit):
+        return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+    weights = {"kernel": uniform((features, width), scale), "recurrent_kernel": uniform((units, width), scale)}
+    if config["use_bias"]:
+        bias_shape = (2, width) if layer == "GRU" and config.get("reset_after") else (width,)
+        weights["bias"] = uniform(bias_shape, bias_scale)
+    if "x" in entry:
+        x = np.asarray(entry["x"], np.float32).reshape(batch, steps, features)
+    else:
+        x = uniform((batch, steps, features), entry.get("input_scale", 1.0))
+    inputs = {"x": x}
+    if "mask" in entry:
+        inputs["mask"] = np.asarray(entry["mask"], bool).reshape(batch, steps)
+    if entry.get("initial_state"):
+        for s in STATES[layer]:
+            inputs[f"initial_state_{s}"] = uniform((batch, units), entry.get("state_scale", 0.8))
+    return weights, inputs
+
+
+# -- one fixture ---------------------------------------------------------------------------------
+
+def provenance() -> dict:
+    import tensorflow as tf
+    from conformance.adapters import keras as keras_adapter
+    return {"tensorflow": tf.__version__, "keras": keras_adapter.keras_version(),
+            "backend": keras_adapter.backend_name(), "numpy": np.__version__,
+            "python": platform.python_version(), "platform": f"{platform.system()}-{platform.machine()}",
+            "generator": GENERATOR_VERSION}
+
+
+def cross_check(fid: str, expected: dict, ref: dict, tolerance: dict) -> None:
+    """Keras and the numpy reference must agree within the fixture's tolerance, or generation aborts."""
+    for name, value in expected.items():
+        want = ref[name]
+        if want.shape != value.shape:
+            raise GenerationError(f"{fid}: {name} shape {value.shape} from Keras, {want.shape} from the reference")
+        bad = ~np.isclose(value, want, atol=tolerance["atol"] / 10, rtol=tolerance["rtol"] / 10)
+        if bad.any():
+            err = np.abs(value - want).max()
+            raise GenerationError(f"{fid}: Keras and the numpy reference disagree on {name!r} "
+                                  f"(max abs error {err:.3g}, at {np.argwhere(bad)[0].tolist()})")
+
+
+def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
+    """Metadata and arrays of one fixture, computed by Keras and checked by the reference."""
+    from conformance.adapters import keras as keras_adapter
+
+    fid, layer = entry["id"], entry["layer"]
+    config = full_config(entry)
+    weights, inputs = draw(entry, config)
+    activations, overrides = activation_spec(entry, config)
+    if entry.get("bias") == "initializer":  # the layer's own initial bias (e.g. unit_forget_bias ones)
+        built = keras_adapter.build_layer(layer, config, inputs["x"].shape, overrides)
+        weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
+    gates = {k: v for k, v in gate_slices(layer, config["units"]).items() if k in weights}
+    tolerance = entry["tolerance"]
+
+    expected = keras_adapter.compute(layer, config, weights, inputs, overrides)
+    expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
+    ref = reference.forward(layer, config, weights, gates, activations, inputs)
+    cross_check(fid, expected, ref, tolerance)
+    # The trace is the reference's, proven by its full per-step output sequence against Keras.
+    sequence_config = {**config, "return_sequences": True}
+    keras_sequence = keras_adapter.compute(layer, sequence_config, weights, inputs, overrides)["output"]
+    ref_sequence = reference.forward(layer, sequence_config, weights, gates, activations, inputs)
+    cross_check(fid, {"output": np.asarray(keras_sequence)}, ref_sequence, tolerance)
+
+    arrays = {**weights, **inputs, **expected,
+              **{f"trace/{k}": v.astype(np.float32) for k, v in ref["trace"].items()}}
+    applies_to = dict(entry.get("applies_to", {}))
+    if "hard_sigmoid" in (config["activation"], config.get("recurrent_activation")):
+        applies_to.setdefault("keras", HARD_SIGMOID_APPLIES[entry.get("hard_sigmoid", "keras3")])
+    meta = {
+        "id": fid,
+        "description": " ".join(entry["description"].split()),
+        "layer": layer,
+        "config": config,
+        "activations": activations,
+        "weights": list(weights),
+        "gates": gates,
+        "inputs": list(inputs),
+        "outputs": list(expected),
+        "trace": list(ref["trace"]),
+        "tolerance": tolerance,
+        "tags": sorted(entry.get("tags", [])),
+        "seed": seed_of(entry),
+    }
+    if applies_to:
+        meta["applies_to"] = applies_to
+    meta["generated_by"] = generated_by
+    return finish_meta(meta, arrays), arrays
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+def compare_with_disk(out: Path, meta: dict, arrays: dict) -> str | None:
+    """None when the fixture on disk has the same digest; else what differs and by how much."""
+    folder = out / meta["id"]
+    if not folder.exists():
+        return "not on disk"
+    try:
+        on_disk = yaml.safe_load((folder / "fixture.yaml").read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        return f"unreadable on disk ({exc})"
+    if not isinstance(on_disk, dict):
+        return "fixture.yaml on disk is not a mapping"
+    if on_disk.get("digest") == meta["digest"] and compute_digest(on_disk) == meta["digest"]:
+        return None
+    changes = [k for k in sorted(set(meta) | set(on_disk))
+               if k not in ("arrays", "digest", "generated_by") and meta.get(k) != on_disk.get(k)]
+    details = [f"field {k!r} differs" for k in changes]
+    try:
+        old = load_arrays(folder, {**on_disk, "arrays": {k: v for k, v in on_disk["arrays"].items()}})
+    except (FixtureError, KeyError, TypeError) as exc:
+        details.append(f"arrays unreadable: {exc}")
+        old = {}
+    for name, value in arrays.items():
+        if name in old and old[name].shape == value.shape:
+            diff = float(np.max(np.abs(old[name].astype(np.float64) - value.astype(np.float64)), initial=0))
+            if diff:
+                details.append(f"{name}: max abs difference {diff:.3g}")
+        elif name in old:
+            details.append(f"{name}: shape {old[name].shape} on disk, {value.shape} now")
+    if on_disk.get("digest") != compute_digest(on_disk):
+        details.append("fixture.yaml on disk does not match its own digest (hand-edited)")
+    return "; ".join(details) or "digest differs"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE / "fixtures", help="output folder (default: fixtures/)")
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="only ids matching this glob (repeatable)")
+    parser.add_argument("--check", action="store_true", help="compare with disk instead of writing")
+    parser.add_argument("--update", action="store_true", help="overwrite fixtures whose values changed")
+    parser.add_argument("--catalog", type=Path, default=CATALOG_DIR)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from conformance.adapters import keras as keras_adapter
+    if keras_adapter.backend_name() != "tensorflow":
+        print("generate_fixtures.py: the gallery is generated with the TensorFlow backend", file=sys.stderr)
+        return 2
+
+    entries = [e for e in read_catalog(args.catalog)
+               if not args.only or any(fnmatch.fnmatchcase(e["id"], p) for p in args.only)]
+    generated_by = provenance()
+    problems, written, unchanged = [], 0, 0
+    for entry in entries:
+        try:
+            meta, arrays = generate(entry, generated_by)
+        except GenerationError as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 1
+        difference = compare_with_disk(args.out, meta, arrays)
+        if difference is None:
+            unchanged += 1
+            continue
+        if args.check:
+            problems.append(f"{meta['id']}: {difference}")
+        elif difference != "not on disk" and not args.update:
+            problems.append(f"{meta['id']}: refusing to overwrite a fixture whose values changed "
+                            f"({difference}); ids are citation handles: give it a new id, or pass --update")
+        else:
+            write_fixture(args.out, meta, arrays)
+            written += 1
+    if args.check and not args.only:
+        known = {e["id"] for e in entries}
+        if args.out.is_dir():
+            listing = list_fixtures(args.out)
+            problems += [f"{f.id}: on disk but not in the catalog" for f in listing.fixtures if f.id not in known]
+            problems += [f"{e}" for e in listing.errors]
+    elapsed = time.perf_counter() - started
+    for problem in problems:
+        print(f"DIFFERS {problem}" if args.check else f"REFUSED {problem}", file=sys.stderr)
+    verb = "checked" if args.check else f"wrote {written},"
+    print(f"{verb} {len(entries)} fixtures ({unchanged} unchanged, {len(problems)} problems) "
+          f"in {elapsed:.1f}s with Keras {generated_by['keras']} / TensorFlow {generated_by['tensorflow']}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
