@@ -41,11 +41,6 @@ GENERATOR_VERSION = "1"
 
 STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
 GATES = {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}
-CONFIG_DEFAULTS = {
-    "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
-    "return_sequences": False, "return_state": False, "go_backwards": False,
-}
-LAYER_DEFAULTS = {"LSTM": {"unit_forget_bias": True}, "GRU": {"reset_after": True}, "SimpleRNN": {}}
 ACTIVATIONS = {
     "tanh": {"name": "tanh", "formula": "tanh(x)"},
     "sigmoid": {"name": "sigmoid", "formula": "1 / (1 + exp(-x))"},
@@ -73,7 +68,9 @@ def read_catalog(directory: Path = CATALOG_DIR) -> list[dict]:
         data = yaml.safe_load(path.read_text())
         defaults = data.get("defaults", {})
         for entry in data["fixtures"]:
-            merged = {**defaults, **entry, "config": {**defaults.get("config", {}), **entry.get("config", {})}}
+            merged = {**defaults, **entry}
+            if "config" in entry or "config" in defaults:
+                merged["config"] = {**defaults.get("config", {}), **entry.get("config", {})}
             if merged["id"] in seen:
                 raise GenerationError(f"{path.name}: duplicate fixture id {merged['id']!r}")
             seen.add(merged["id"])
@@ -86,17 +83,50 @@ def seed_of(entry: dict) -> int:
     return int(entry.get("seed", int(hashlib.sha256(entry["id"].encode()).hexdigest()[:8], 16)))
 
 
-def full_config(entry: dict) -> dict:
+LAYER_KEYS = {
+    "LSTM": ("units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias"),
+    "GRU": ("units", "activation", "recurrent_activation", "use_bias", "reset_after"),
+    "SimpleRNN": ("units", "activation", "use_bias"),
+}
+SEQUENCE_KEYS = ("return_sequences", "return_state", "go_backwards")
+DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "unit_forget_bias": True,
+            "reset_after": True, "return_sequences": False, "return_state": False, "go_backwards": False}
+
+
+def full_config(layer: str, config: dict) -> dict:
+    """The catalog config with every semantic default written out, so no reader needs Keras's defaults."""
+    keys = (*LAYER_KEYS[layer], *SEQUENCE_KEYS)
+    full = {k: config.get(k, DEFAULTS.get(k)) for k in keys}
+    full.update({k: v for k, v in config.items() if k not in full})  # extras: dropout, zero_output_for_mask...
+    return full
+
+
+def sublayers(entry: dict) -> list[tuple[str, str, dict]]:
+    """(weight prefix, layer class, full config) of each recurrent layer in the fixture."""
     layer = entry["layer"]
-    return {"units": entry["config"]["units"], **CONFIG_DEFAULTS, **LAYER_DEFAULTS[layer], **entry["config"]}
+    if layer == "Bidirectional":
+        inner = full_config(entry["wrapped"], entry["config"])
+        return [("forward", entry["wrapped"], inner), ("backward", entry["wrapped"], inner)]
+    if layer == "Stacked":
+        return [(f"layers/{k}", sub["layer"], full_config(sub["layer"], sub["config"]))
+                for k, sub in enumerate(entry["layers"])]
+    return [("", layer, full_config(layer, entry["config"]))]
 
 
-def activation_spec(entry: dict, config: dict) -> tuple[dict, dict]:
+def fixture_config(entry: dict, subs: list) -> dict:
+    if entry["layer"] == "Bidirectional":
+        return {"wrapped": entry["wrapped"], "merge_mode": entry.get("merge_mode", "concat"), **subs[0][2]}
+    if entry["layer"] == "Stacked":
+        return {"layers": [{"layer": layer, "config": config} for _, layer, config in subs]}
+    return subs[0][2]
+
+
+def activation_spec(entry: dict, layer: str, config: dict) -> tuple[dict, dict]:
     """Structured activation definitions, and Keras callables where a variant needs one."""
     variant = entry.get("hard_sigmoid", "keras3")
     specs, overrides = {}, {}
     for key in ("activation", "recurrent_activation"):
-        if key == "recurrent_activation" and entry["layer"] == "SimpleRNN":
+        if key not in config:
             continue
         name = config[key]
         if name == "hard_sigmoid":
@@ -114,39 +144,50 @@ def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 
 
-def gate_slices(layer: str, units: int) -> dict:
+def gate_slices(layer: str, units: int, has_bias: bool) -> dict:
     """Gate name -> [start, stop) on the last axis of every weight: the seed question, as data."""
     blocks = {g: [k * units, (k + 1) * units] for k, g in enumerate(GATES[layer])}
-    return {"kernel": blocks, "recurrent_kernel": blocks, "bias": blocks}
+    names = ("kernel", "recurrent_kernel", "bias") if has_bias else ("kernel", "recurrent_kernel")
+    return {name: dict(blocks) for name in names}
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
 
 
 # -- drawing values ------------------------------------------------------------------------------
 
-def draw(entry: dict, config: dict) -> tuple[dict, dict]:
+def draw(entry: dict, subs: list) -> tuple[dict, dict]:
     """Seeded weights and inputs, float32, uniform in the catalog's ranges."""
     rng = np.random.default_rng(seed_of(entry))
-    layer, units = entry["layer"], config["units"]
     batch, steps, features = entry["batch"], entry["timesteps"], entry["features"]
-    width = units * len(GATES[layer])
     scale, bias_scale = entry.get("weight_scale", 0.5), entry.get("bias_scale", 0.5)
 
     def uniform(shape, limit):
         return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
-    weights = {"kernel": uniform((features, width), scale), "recurrent_kernel": uniform((units, width), scale)}
-    if config["use_bias"]:
-        bias_shape = (2, width) if layer == "GRU" and config.get("reset_after") else (width,)
-        weights["bias"] = uniform(bias_shape, bias_scale)
+    weights, inputs, width_in = {}, {}, features
+    for prefix, layer, config in subs:
+        units = config["units"]
+        width = units * len(GATES[layer])
+        weights[_join(prefix, "kernel")] = uniform((width_in, width), scale)
+        weights[_join(prefix, "recurrent_kernel")] = uniform((units, width), scale)
+        if config["use_bias"]:
+            bias_shape = (2, width) if layer == "GRU" and config["reset_after"] else (width,)
+            weights[_join(prefix, "bias")] = uniform(bias_shape, bias_scale)
+        if entry["layer"] == "Stacked":
+            width_in = units
     if "x" in entry:
-        x = np.asarray(entry["x"], np.float32).reshape(batch, steps, features)
+        inputs["x"] = np.asarray(entry["x"], np.float32).reshape(batch, steps, features)
     else:
-        x = uniform((batch, steps, features), entry.get("input_scale", 1.0))
-    inputs = {"x": x}
+        inputs["x"] = uniform((batch, steps, features), entry.get("input_scale", 1.0))
     if "mask" in entry:
         inputs["mask"] = np.asarray(entry["mask"], bool).reshape(batch, steps)
     if entry.get("initial_state"):
-        for s in STATES[layer]:
-            inputs[f"initial_state_{s}"] = uniform((batch, units), entry.get("state_scale", 0.8))
+        for prefix, layer, config in subs:
+            for s in STATES[layer]:
+                inputs[_join(prefix, f"initial_state_{s}")] = uniform((batch, config["units"]),
+                                                                      entry.get("state_scale", 0.8))
     return weights, inputs
 
 
@@ -162,7 +203,10 @@ def provenance() -> dict:
 
 
 def cross_check(fid: str, expected: dict, ref: dict, tolerance: dict) -> None:
-    """Keras and the numpy reference must agree within the fixture's tolerance, or generation aborts."""
+    """Keras and the numpy reference must agree within a tenth of the fixture's tolerance, or generation aborts."""
+    missing = sorted(set(expected) ^ {k for k in ref if k != "trace"})
+    if missing:
+        raise GenerationError(f"{fid}: Keras and the reference return different outputs: {missing}")
     for name, value in expected.items():
         want = ref[name]
         if want.shape != value.shape:
@@ -179,29 +223,39 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
     from conformance.adapters import keras as keras_adapter
 
     fid, layer = entry["id"], entry["layer"]
-    config = full_config(entry)
-    weights, inputs = draw(entry, config)
-    activations, overrides = activation_spec(entry, config)
+    subs = sublayers(entry)
+    config = fixture_config(entry, subs)
+    weights, inputs = draw(entry, subs)
+    gates, activations, overrides = {}, {}, {}
+    for prefix, sub_layer, sub_config in subs:
+        specs, sub_overrides = activation_spec(entry, sub_layer, sub_config)
+        if layer == "Stacked":
+            activations[prefix], overrides[prefix] = specs, sub_overrides
+        else:
+            activations, overrides = specs, sub_overrides
+        slices = gate_slices(sub_layer, sub_config["units"], sub_config["use_bias"])
+        gates.update({_join(prefix, name): blocks for name, blocks in slices.items()})
     if entry.get("bias") == "initializer":  # the layer's own initial bias (e.g. unit_forget_bias ones)
         built = keras_adapter.build_layer(layer, config, inputs["x"].shape, overrides)
         weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
-    gates = {k: v for k, v in gate_slices(layer, config["units"]).items() if k in weights}
     tolerance = entry["tolerance"]
 
-    expected = keras_adapter.compute(layer, config, weights, inputs, overrides)
+    expected = keras_adapter.compute_any(layer, config, weights, inputs, overrides)
     expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
-    ref = reference.forward(layer, config, weights, gates, activations, inputs)
+    ref = reference.compute(layer, config, weights, gates, activations, inputs)
     cross_check(fid, expected, ref, tolerance)
-    # The trace is the reference's, proven by its full per-step output sequence against Keras.
-    sequence_config = {**config, "return_sequences": True}
-    keras_sequence = keras_adapter.compute(layer, sequence_config, weights, inputs, overrides)["output"]
-    ref_sequence = reference.forward(layer, sequence_config, weights, gates, activations, inputs)
-    cross_check(fid, {"output": np.asarray(keras_sequence)}, ref_sequence, tolerance)
+    if layer not in ("Bidirectional", "Stacked"):
+        # The trace is the reference's, proven step by step by its full output sequence against Keras.
+        # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
+        sequence_config = {**config, "return_sequences": True}
+        keras_sequence = keras_adapter.compute(layer, sequence_config, weights, inputs, overrides)
+        ref_sequence = reference.forward(layer, sequence_config, weights, gates, activations, inputs)
+        cross_check(fid, {k: np.asarray(v) for k, v in keras_sequence.items()}, ref_sequence, tolerance)
 
     arrays = {**weights, **inputs, **expected,
               **{f"trace/{k}": v.astype(np.float32) for k, v in ref["trace"].items()}}
     applies_to = dict(entry.get("applies_to", {}))
-    if "hard_sigmoid" in (config["activation"], config.get("recurrent_activation")):
+    if any("hard_sigmoid" in (c["activation"], c.get("recurrent_activation")) for _, _, c in subs):
         applies_to.setdefault("keras", HARD_SIGMOID_APPLIES[entry.get("hard_sigmoid", "keras3")])
     meta = {
         "id": fid,

@@ -6,14 +6,16 @@ over every (implementation, fixture) pair, with test ids ``[<impl>-<fixture id>]
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from . import __version__, registry
+from . import __version__, ledger, registry
 from .errors import FixtureError
 from .fixtures import gallery_dir, list_fixtures, select
 from .suite import DEFAULT_TIMEOUT_S, Case
@@ -40,6 +42,9 @@ def pytest_addoption(parser):
                     help=f"per-fixture timeout for run() (default ${ENV_TIMEOUT} or {DEFAULT_TIMEOUT_S:g})")
     group.addoption("--conformance-json", default=None, metavar="PATH",
                     help="write a JSON summary (outcome and max error per case) to PATH")
+    group.addoption("--ledger", default=None, metavar="PATH",
+                    help="divergence ledger of expected Keras failures (default: the one shipped in the package)")
+    group.addoption("--no-ledger", action="store_true", help="apply no divergence ledger")
 
 
 def _fixtures_dir(config) -> Path:
@@ -56,15 +61,46 @@ def state(config) -> dict:
             fixtures, errors, set_digest = listing.fixtures, listing.errors, listing.set_digest
         except FixtureError as exc:
             fixtures, errors, set_digest = [], [exc], None
-        chosen = select(fixtures, config.getoption("fixture_id"), config.getoption("fixture_tag"))
+        patterns = config.getoption("fixture_id")
+        chosen = select(fixtures, patterns, config.getoption("fixture_tag"))
+        if patterns:  # a broken fixture is still reported when its folder name was asked for
+            errors = [e for e in errors if any(fnmatch.fnmatchcase(Path(e.where).parent.name, p)
+                                               or fnmatch.fnmatchcase(Path(e.where).name, p) for p in patterns)]
         if not chosen and not errors:
             errors = [FixtureError(root, "no fixtures to run (empty folder, or no id/tag matched)")]
         impls = registry.select(config.getoption("impl"))
         timeout = config.getoption("impl_timeout") or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
         cases = [Case(impl, item, root) for impl in impls for item in [*chosen, *errors]]
-        config.stash[STATE] = {"root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
+        entries, ledger_path = _ledger(config)
+        config.stash[STATE] = {"ledger": entries, "ledger_path": ledger_path, "ledger_used": set(), "root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
                                "impls": impls, "cases": cases, "timeout": timeout, "records": []}
     return config.stash[STATE]
+
+
+def _ledger(config):
+    """The ledger entries and their file; a malformed ledger stops the run with a message naming the entry."""
+    if config.getoption("no_ledger"):
+        return [], None
+    path = config.getoption("ledger") or ledger.default_path()
+    try:
+        return ledger.load(path), str(path)
+    except ledger.LedgerError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def apply_ledger(config, case: Case, verdict):
+    """Strict xfail for cases the ledger explains; a stale entry or a changed kind fails the case."""
+    s = state(config)
+    if not s["ledger"] or verdict.status == "skipped":
+        return verdict
+    try:
+        keras_version, backend = case.impl.keras_semantics()
+    except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
+        keras_version, backend = None, None
+    entry = ledger.find(s["ledger"], case.impl.name, case.fixture_name, keras_version, backend)
+    if entry is not None:
+        s["ledger_used"].add(entry.index)
+    return ledger.apply(entry, verdict)
 
 
 def _active(config) -> bool:
@@ -134,11 +170,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                     f"{counts['skipped']:8} {counts['xfailed']:6}")
         for reason, n in reasons[name].most_common():
             terminalreporter.write_line(f"    skipped {n}x: {reason}")
+    unused = [e for e in s["ledger"] if e.index not in s["ledger_used"]]
+    if unused:
+        terminalreporter.write_line(f"ledger {s['ledger_path']}: {len(unused)} entr{'y' if len(unused) == 1 else 'ies'} "
+                                    "matched no case in this run:", yellow=True)
+        for entry in unused:
+            terminalreporter.write_line(f"    WARNING unmatched ledger {entry.label}", yellow=True)
+            warnings.warn(ledger.LedgerWarning(f"ledger {s['ledger_path']}: {entry.label} matched no case"))
     path = config.getoption("conformance_json")
     if path:
         summary = {"lstm_conformance": __version__, "fixtures_dir": str(s["root"]), "fixture_set": s["set_digest"],
                    "implementations": {i.name: i.info() for i in s["impls"]},
-                   "env": {k: os.environ[k] for k in ENV_SHOWN if k in os.environ}, "cases": s["records"]}
+                   "env": {k: os.environ[k] for k in ENV_SHOWN if k in os.environ}, "cases": s["records"],
+                   "ledger": {"path": s["ledger_path"], "unmatched": [e.label for e in unused]}}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
         terminalreporter.write_line(f"JSON summary written to {path}")

@@ -20,6 +20,7 @@ from .errors import Unsupported
 
 from . import __version__
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
+WRAPPERS = ("Bidirectional", "Stacked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Quirks:
     go_backwards_ignored: bool = False
     gru_interpolation_swapped: bool = False  # h = (1-z)*h_prev + z*hh
     gru_reset_after_swapped: bool = False   # applies r before the matmul when reset_after=True, and vice versa
+    bidi_halves_swapped: bool = False       # Bidirectional: forward and backward results exchanged
+    bidi_backward_not_reversed: bool = False  # Bidirectional: backward sequence left in processing order
 
 
 KERAS = Quirks()
@@ -176,9 +179,85 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     return result
 
 
+def _sub(mapping: Mapping, prefix: str) -> dict:
+    """The entries of ``mapping`` under ``prefix/``, with the prefix removed."""
+    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
+
+
+def _prefixed(result: Mapping, prefix: str) -> dict:
+    out = {f"{prefix}/{k}": v for k, v in result.items() if k != "trace"}
+    out["trace"] = {f"{prefix}/{k}": v for k, v in result["trace"].items()}
+    return out
+
+
+MERGES = {
+    "concat": lambda a, b: np.concatenate([a, b], axis=-1),
+    "sum": lambda a, b: a + b,
+    "mul": lambda a, b: a * b,
+    "ave": lambda a, b: (a + b) / 2,
+}
+
+
+def bidirectional(config, weights, gates, activations, inputs, quirks=KERAS):
+    """Keras ``Bidirectional``: a forward copy and a go_backwards copy of the wrapped layer, merged.
+
+    Keras sets ``zero_output_for_mask = return_sequences`` on both copies, and flips the
+    backward sequence back to time order before merging (only when return_sequences).
+    """
+    inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+    inner["zero_output_for_mask"] = bool(inner.get("return_sequences", False))
+    shared = {k: v for k, v in inputs.items() if "/" not in k}
+    halves = {}
+    for name, backwards in (("forward", bool(inner.get("go_backwards"))), ("backward", not inner.get("go_backwards"))):
+        halves[name] = forward(config["wrapped"], {**inner, "go_backwards": backwards}, _sub(weights, name),
+                               _sub(gates, name), activations, {**shared, **_sub(inputs, name)}, quirks)
+    if quirks.bidi_halves_swapped:
+        halves = {"forward": halves["backward"], "backward": halves["forward"]}
+    y_fw, y_bw = halves["forward"]["output"], halves["backward"]["output"]
+    if inner.get("return_sequences") and not quirks.bidi_backward_not_reversed:
+        y_bw = y_bw[:, ::-1]
+    result = {"trace": {}}
+    for name, half in halves.items():
+        part = _prefixed({k: v for k, v in half.items() if k != "output"}, name)
+        result["trace"].update(part.pop("trace"))
+        result.update(part)
+    merge_mode = config.get("merge_mode", "concat")
+    if merge_mode is None:
+        result["forward/output"], result["backward/output"] = y_fw, y_bw
+    else:
+        result["output"] = MERGES[merge_mode](y_fw, y_bw)
+    return result
+
+
+def stacked(config, weights, gates, activations, inputs, quirks=KERAS):
+    """Layers applied in sequence (``layers/<k>/...``); the mask reaches every layer, as Keras propagates it."""
+    x, result = inputs["x"], {"trace": {}}
+    for k, sub in enumerate(config["layers"]):
+        prefix = f"layers/{k}"
+        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)}
+        out = forward(sub["layer"], sub["config"], _sub(weights, prefix), _sub(gates, prefix),
+                      activations[prefix], layer_inputs, quirks)
+        x = out["output"]
+        part = _prefixed({k2: v for k2, v in out.items() if k2 != "output"}, prefix)
+        result["trace"].update(part.pop("trace"))
+        result.update(part)
+    result["output"] = x
+    return result
+
+
+def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
+            inputs: Mapping, quirks: Quirks = KERAS) -> dict:
+    """Any fixture layer: a single recurrent layer, a Bidirectional wrapper or a stack."""
+    if layer == "Bidirectional":
+        return bidirectional(config, weights, gates, activations, inputs, quirks)
+    if layer == "Stacked":
+        return stacked(config, weights, gates, activations, inputs, quirks)
+    return forward(layer, config, weights, gates, activations, inputs, quirks)
+
+
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``numpy-reference``: outputs as float32, plus the per-step trace."""
-    result = forward(fixture.layer, fixture.config, fixture.weights, fixture.gates,
+    result = compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
                      fixture.activations, fixture.inputs)
     cast = {k: v.astype(np.float32) for k, v in result.items() if k != "trace"}
     cast["trace"] = {k: v.astype(np.float32) for k, v in result["trace"].items()}

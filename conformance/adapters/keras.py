@@ -125,11 +125,77 @@ def compute(layer: str, config: Mapping, weights: Mapping[str, np.ndarray], inpu
     return result
 
 
+def _sub(mapping: Mapping, prefix: str) -> dict:
+    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
+
+
+def compute_bidirectional(config: Mapping, weights: Mapping, inputs: Mapping,
+                          activation_overrides: Mapping[str, Callable] | None = None) -> dict[str, np.ndarray]:
+    """``keras.layers.Bidirectional`` over the wrapped layer; states always returned (twin if needed)."""
+    keras = keras_module()
+    inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+    wrapped, merge_mode = config["wrapped"], config.get("merge_mode", "concat")
+    state_names = LAYER_STATES[wrapped]
+
+    def build(return_state):
+        sub = build_layer(wrapped, {**inner, "return_state": return_state}, np.shape(inputs["x"]), activation_overrides)
+        bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode)
+        bidi.build(tuple(np.shape(inputs["x"])))
+        for half, name in ((bidi.forward_layer, "forward"), (bidi.backward_layer, "backward")):
+            half.set_weights(ordered_weights(half, _sub(weights, name)))
+        return bidi
+
+    kwargs = {"training": False}
+    if "mask" in inputs:
+        kwargs["mask"] = _tensor(np.asarray(inputs["mask"], bool), "bool")
+    names = [f"{half}/initial_state_{s}" for half in ("forward", "backward") for s in state_names]
+    if any(n in inputs for n in names):
+        kwargs["initial_state"] = [_tensor(np.asarray(inputs[n], np.float32)) for n in names]
+    values = build(True)(_tensor(np.asarray(inputs["x"], np.float32)), **kwargs)
+    values = [_numpy(v) for v in values]
+    n_out = 2 if merge_mode is None else 1
+    result = {"output": values[0]} if n_out == 1 else {"forward/output": values[0], "backward/output": values[1]}
+    states = values[n_out:]
+    for k, half in enumerate(("forward", "backward")):
+        for j, s in enumerate(state_names):
+            result[f"{half}/state_{s}"] = states[k * len(state_names) + j]
+    if not inner.get("return_state", False):  # the configured layer itself, to prove outputs are unchanged
+        plain = build(False)(_tensor(np.asarray(inputs["x"], np.float32)), **kwargs)
+        plain = [_numpy(v) for v in plain] if isinstance(plain, (list, tuple)) else [_numpy(plain)]
+        for key, value in zip([k for k in result if k.endswith("output")], plain):
+            if not np.array_equal(value, result[key]):
+                raise RuntimeError(f"Bidirectional {key} differs between return_state=True and False")
+    return result
+
+
+def compute_stacked(config: Mapping, weights: Mapping, inputs: Mapping,
+                    activation_overrides: Mapping[str, Mapping[str, Callable]] | None = None) -> dict:
+    """Layers called one after another; the mask is passed to each, as a Keras model propagates it."""
+    x, result = inputs["x"], {}
+    for k, sub in enumerate(config["layers"]):
+        prefix = f"layers/{k}"
+        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)}
+        out = compute(sub["layer"], sub["config"], _sub(weights, prefix), layer_inputs,
+                      (activation_overrides or {}).get(prefix))
+        x = out.pop("output")
+        result.update({f"{prefix}/{name}": v for name, v in out.items()})
+    result["output"] = x
+    return result
+
+
+def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, activation_overrides=None) -> dict:
+    if layer == "Bidirectional":
+        return compute_bidirectional(config, weights, inputs, activation_overrides)
+    if layer == "Stacked":
+        return compute_stacked(config, weights, inputs, activation_overrides)
+    return compute(layer, config, weights, inputs, activation_overrides)
+
+
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras``."""
-    if fixture.layer not in LAYER_STATES:
-        raise Unsupported(f"the keras adapter does not support layer {fixture.layer!r} yet")
-    return compute(fixture.layer, fixture.config, fixture.weights, fixture.inputs)
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+        raise Unsupported(f"the keras adapter does not support layer {fixture.layer!r}")
+    return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs)
 
 
 run.info = info
