@@ -240,11 +240,12 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
         weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
     tolerance = entry["tolerance"]
 
-    expected = keras_adapter.compute_any(layer, config, weights, inputs, overrides)
+    calls = entry.get("calls")
+    expected = keras_adapter.compute_any(layer, config, weights, inputs, overrides, calls=calls)
     expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
-    ref = reference.compute(layer, config, weights, gates, activations, inputs)
+    ref = reference.compute(layer, config, weights, gates, activations, inputs, calls=calls)
     cross_check(fid, expected, ref, tolerance)
-    if layer not in ("Bidirectional", "Stacked"):
+    if layer not in ("Bidirectional", "Stacked") and not calls:
         # The trace is the reference's, proven step by step by its full output sequence against Keras.
         # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
         sequence_config = {**config, "return_sequences": True}
@@ -272,6 +273,8 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
         "tags": sorted(entry.get("tags", [])),
         "seed": seed_of(entry),
     }
+    if calls:
+        meta["calls"] = {"steps": list(calls["steps"]), "reset_before": list(calls.get("reset_before", []))}
     if applies_to:
         meta["applies_to"] = applies_to
     meta["generated_by"] = generated_by

@@ -245,9 +245,33 @@ def stacked(config, weights, gates, activations, inputs, quirks=KERAS):
     return result
 
 
+def split_calls(inputs: Mapping, calls: Mapping) -> list[dict]:
+    """The per-call inputs of a stateful fixture: ``x`` and ``mask`` cut along time by ``calls.steps``."""
+    edges = np.cumsum([0, *calls["steps"]])
+    return [{k: v[:, a:b] for k, v in inputs.items() if k in ("x", "mask")} for a, b in zip(edges[:-1], edges[1:])]
+
+
+def stateful(layer, config, weights, gates, activations, inputs, calls, quirks=KERAS):
+    """A stateful layer called once per chunk: the final states of a call are the next call's initial
+    states, except at ``calls.reset_before`` (and the first call), where they start from zeros."""
+    result, carried = {"trace": {}}, {}
+    for k, chunk in enumerate(split_calls(inputs, calls)):
+        if k in calls.get("reset_before", ()):
+            carried = {}
+        out = forward(layer, config, weights, gates, activations, {**chunk, **carried}, quirks)
+        carried = {f"initial_state_{name[len('state_'):]}": v for name, v in out.items() if name.startswith("state_")}
+        part = _prefixed(out, f"calls/{k}")
+        result["trace"].update(part.pop("trace"))
+        result.update(part)
+    return result
+
+
 def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
-            inputs: Mapping, quirks: Quirks = KERAS) -> dict:
-    """Any fixture layer: a single recurrent layer, a Bidirectional wrapper or a stack."""
+            inputs: Mapping, quirks: Quirks = KERAS, calls: Mapping | None = None) -> dict:
+    """Any fixture layer: a single recurrent layer (stateful across ``calls`` if given), a
+    Bidirectional wrapper or a stack."""
+    if calls:
+        return stateful(layer, config, weights, gates, activations, inputs, calls, quirks)
     if layer == "Bidirectional":
         return bidirectional(config, weights, gates, activations, inputs, quirks)
     if layer == "Stacked":
@@ -258,7 +282,7 @@ def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``numpy-reference``: outputs as float32, plus the per-step trace."""
     result = compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
-                     fixture.activations, fixture.inputs)
+                     fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
     cast = {k: v.astype(np.float32) for k, v in result.items() if k != "trace"}
     cast["trace"] = {k: v.astype(np.float32) for k, v in result["trace"].items()}
     return cast

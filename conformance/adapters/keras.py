@@ -183,7 +183,34 @@ def compute_stacked(config: Mapping, weights: Mapping, inputs: Mapping,
     return result
 
 
-def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, activation_overrides=None) -> dict:
+def compute_stateful(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, calls: Mapping,
+                     activation_overrides: Mapping[str, Callable] | None = None) -> dict:
+    """One ``stateful=True`` layer called once per chunk, with ``reset_state`` where the fixture says.
+
+    States are read from the layer's state variables after each call (direct calls: Keras 3 does
+    not carry state across ``predict()``).
+    """
+    from ..reference import split_calls  # pure numpy slicing of the inputs, shared with the reference
+    chunks = split_calls(inputs, calls)
+    instance = build_layer(layer, {**config, "stateful": True}, (np.shape(inputs["x"])[0], *np.shape(chunks[0]["x"])[1:]),
+                           activation_overrides)
+    instance.set_weights(ordered_weights(instance, weights))
+    reset = getattr(instance, "reset_state", None) or instance.reset_states
+    result = {}
+    for k, chunk in enumerate(chunks):
+        if k in calls.get("reset_before", ()):
+            reset()
+        values = call_layer(instance, layer, chunk)
+        result[f"calls/{k}/output"] = values[0]
+        for name, variable in zip(LAYER_STATES[layer], instance.states):
+            result[f"calls/{k}/state_{name}"] = _numpy(variable)
+    return result
+
+
+def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, activation_overrides=None,
+                calls: Mapping | None = None) -> dict:
+    if calls:
+        return compute_stateful(layer, config, weights, inputs, calls, activation_overrides)
     if layer == "Bidirectional":
         return compute_bidirectional(config, weights, inputs, activation_overrides)
     if layer == "Stacked":
@@ -195,7 +222,8 @@ def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras``."""
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"the keras adapter does not support layer {fixture.layer!r}")
-    return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs)
+    return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs,
+                       calls=fixture.meta.get("calls"))
 
 
 run.info = info
