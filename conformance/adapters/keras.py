@@ -203,7 +203,7 @@ def compute_stateful(layer: str, config: Mapping, weights: Mapping, inputs: Mapp
         values = call_layer(instance, layer, chunk)
         result[f"calls/{k}/output"] = values[0]
         for name, variable in zip(LAYER_STATES[layer], instance.states):
-            result[f"calls/{k}/state_{name}"] = _numpy(variable)
+            result[f"calls/{k}/state_{name}"] = np.asarray(variable.numpy())
     return result
 
 

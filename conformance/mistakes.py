@@ -1,0 +1,283 @@
+"""The catalogue of known reimplementation mistakes, each applied to the numpy reference.
+
+When a port fails a fixture, the suite recomputes the fixture under every mistake that
+applies to it; if the port's output matches one within tolerance, the failure message
+names it in plain words. A mistake is data plus a small transformation of what the
+reference reads (gate slices, weights, activations, inputs) or a ``Quirks`` flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import reference
+from .compare import close
+from .reference import Quirks
+
+LSTM_ORDER = ("i", "f", "c", "o")
+GRU_ORDER = ("z", "r", "h")
+NAMED_LSTM_ORDERS = {
+    ("i", "o", "f", "c"): "the ONNX order",
+    ("i", "c", "f", "o"): "TensorFlow 1's LSTMCell order (i, j, f, o)",
+    ("i", "f", "o", "c"): "the Caffe order (i, f, o, g)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What the reference computes, in the form ``reference.compute`` takes."""
+    layer: str
+    config: Mapping
+    weights: Mapping
+    gates: Mapping
+    activations: Mapping
+    inputs: Mapping
+    calls: Mapping | None
+    quirks: Quirks = reference.KERAS
+
+    @classmethod
+    def of(cls, fixture) -> "Problem":
+        return cls(fixture.layer, fixture.config, dict(fixture.weights), fixture.gates, fixture.activations,
+                   dict(fixture.inputs), fixture.meta.get("calls"))
+
+    def outputs(self) -> dict:
+        return reference.compute(self.layer, self.config, self.weights, self.gates, self.activations,
+                                 self.inputs, self.quirks, self.calls)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mistake:
+    key: str
+    description: str                            # completes "matches the reference computed with ..."
+    transform: Callable[[Problem], Problem | None]  # None: the mistake does not apply to this fixture
+    fixture: str                                # the gallery fixture tagged to catch it
+
+    def outputs(self, fixture) -> dict | None:
+        problem = self.transform(Problem.of(fixture))
+        return None if problem is None else problem.outputs()
+
+
+# -- transformations -------------------------------------------------------------------------------
+
+def _map_gates(problem: Problem, gate_set: tuple, order: tuple) -> Problem | None:
+    """The port reads block k of every weight as gate ``order[k]`` (Keras stores ``gate_set``)."""
+    gates, changed = {}, False
+    for name, blocks in problem.gates.items():
+        if tuple(blocks) == gate_set:
+            gates[name] = {gate: blocks[keras_gate] for keras_gate, gate in zip(gate_set, order)}
+            changed = True
+        else:
+            gates[name] = blocks
+    return dataclasses.replace(problem, gates=gates) if changed else None
+
+
+def _activations(problem: Problem, change: Callable[[dict], dict | None]) -> Problem | None:
+    """Apply ``change`` to every activation definition (also per layer of a stack)."""
+    changed = False
+
+    def walk(mapping):
+        nonlocal changed
+        out = {}
+        for key, value in mapping.items():
+            if "name" in value:
+                new = change(dict(value))
+                changed |= new is not None
+                out[key] = new if new is not None else value
+            else:
+                out[key] = walk(value)
+        return out
+
+    activations = walk(problem.activations)
+    return dataclasses.replace(problem, activations=activations) if changed else None
+
+
+def _hard_sigmoid_slope(slope: float):
+    def change(spec):
+        if spec["name"] == "hard_sigmoid" and not np.isclose(spec["slope"], slope):
+            return {**spec, "slope": slope}
+        return None
+    return lambda p: _activations(p, change)
+
+
+def _sigmoid_for_hard_sigmoid(problem):
+    return _activations(problem, lambda s: {"name": "sigmoid", "formula": "1 / (1 + exp(-x))"}
+                        if s["name"] == "hard_sigmoid" else None)
+
+
+def _weights(problem: Problem, change: Callable[[str, np.ndarray], np.ndarray | None]) -> Problem | None:
+    weights, changed = {}, False
+    for name, value in problem.weights.items():
+        new = change(name, np.asarray(value))
+        changed |= new is not None
+        weights[name] = value if new is None else new
+    return dataclasses.replace(problem, weights=weights) if changed else None
+
+
+def _transposed(name, value):
+    """A (rows, cols) kernel read from memory as if it were stored (cols, rows): reshape, then transpose."""
+    if name.rsplit("/", 1)[-1] in ("kernel", "recurrent_kernel") and value.shape[0] > 1:
+        return value.reshape(value.shape[1], value.shape[0]).T
+    return None
+
+
+def _no_bias(name, value):
+    return np.zeros_like(value) if name.rsplit("/", 1)[-1] == "bias" and np.any(value) else None
+
+
+def _forget_bias_twice(problem):
+    """The port adds its own forget bias of 1 on top of Keras's (TF1's ``forget_bias=1.0``)."""
+    def change(name, value):
+        blocks = problem.gates.get(name)
+        if name.rsplit("/", 1)[-1] != "bias" or not blocks or "f" not in blocks:
+            return None
+        start, stop = blocks["f"]
+        value = value.copy()
+        value[..., start:stop] += 1.0
+        return value
+    return _weights(problem, change)
+
+
+def _gru_bias_rows_swapped(problem):
+    def change(name, value):
+        if name.rsplit("/", 1)[-1] == "bias" and value.ndim == 2:
+            return value[::-1].copy()
+        return None
+    return _weights(problem, change)
+
+
+def _quirk(flag: str, needs: Callable[[Problem], bool]):
+    def transform(problem):
+        return dataclasses.replace(problem, quirks=Quirks(**{flag: True})) if needs(problem) else None
+    return transform
+
+
+def _layers(problem) -> set:
+    """Recurrent layer classes inside the fixture (through wrappers)."""
+    if problem.layer == "Bidirectional":
+        return {problem.config["wrapped"]}
+    if problem.layer == "Stacked":
+        return {sub["layer"] for sub in problem.config["layers"]}
+    return {problem.layer}
+
+
+def _configs(problem):
+    if problem.layer == "Stacked":
+        return [sub["config"] for sub in problem.config["layers"]]
+    return [problem.config]
+
+
+def _masked(problem):
+    return "mask" in problem.inputs and not np.all(problem.inputs["mask"])
+
+
+def _has_initial_state(problem):
+    return any("initial_state" in k for k in problem.inputs)
+
+
+def _stateful_not_carried(problem):
+    if not problem.calls or len(problem.calls["steps"]) < 2:
+        return None
+    return dataclasses.replace(problem, calls={**problem.calls, "reset_before": list(range(len(problem.calls["steps"])))})
+
+
+def _build() -> list[Mistake]:
+    mistakes = []
+    for order in itertools.permutations(LSTM_ORDER):
+        if order == LSTM_ORDER:
+            continue  # PyTorch's i, f, g, o is this order: no mistake
+        label = ",".join(order)
+        named = NAMED_LSTM_ORDERS.get(order)
+        mistakes.append(Mistake(
+            f"lstm-gate-order-{''.join(order)}",
+            f"LSTM gate order {label}" + (f" — {named}" if named else "") + " instead of Keras's i,f,c,o",
+            lambda p, order=order: _map_gates(p, LSTM_ORDER, order), "lstm-large-bias"))
+    has = lambda layer: (lambda p: layer in _layers(p))  # noqa: E731
+    option = lambda key: (lambda p: any(c.get(key) for c in _configs(p)))  # noqa: E731
+    mistakes += [
+        Mistake("gru-gate-order-rzh", "GRU gate order r,z,h — PyTorch's r,z,n — instead of Keras's z,r,h",
+                lambda p: _map_gates(p, GRU_ORDER, ("r", "z", "h")), "gru-reset-after-large-bias"),
+        Mistake("kernel-transposed", "the kernels read transposed (memory layout (4u, n) taken as (n, 4u))",
+                lambda p: _weights(p, _transposed), "lstm-units3-features2-batch3"),
+        Mistake("bias-ignored", "the bias ignored", lambda p: _weights(p, _no_bias), "lstm-large-bias"),
+        Mistake("forget-bias-twice", "the forget-gate bias of 1 added a second time (as TF1's forget_bias=1.0 does)",
+                _forget_bias_twice, "lstm-seed-question"),
+        Mistake("hard-sigmoid-keras2", "hard_sigmoid as Keras 2 computes it, clip(0.2x + 0.5, 0, 1)",
+                _hard_sigmoid_slope(0.2), "lstm-hard-sigmoid-keras3"),
+        Mistake("hard-sigmoid-keras3", "hard_sigmoid as Keras 3 computes it, clip(x/6 + 0.5, 0, 1)",
+                _hard_sigmoid_slope(1 / 6), "lstm-hard-sigmoid-keras2"),
+        Mistake("sigmoid-for-hard-sigmoid", "the logistic sigmoid where the layer uses hard_sigmoid",
+                _sigmoid_for_hard_sigmoid, "lstm-hard-sigmoid-keras3"),
+        Mistake("go-backwards-flipped-back", "the go_backwards output sequence flipped back to input order "
+                "(Keras returns it in processing order)",
+                _quirk("go_backwards_flip_output", lambda p: option("go_backwards")(p) and option("return_sequences")(p)),
+                "lstm-go-backwards-sequences"),
+        Mistake("go-backwards-ignored", "go_backwards ignored (the sequence processed forwards)",
+                _quirk("go_backwards_ignored", option("go_backwards")), "lstm-go-backwards"),
+        Mistake("masked-output-zeros", "zeros output at masked steps instead of the previous output",
+                _quirk("masked_output_zeros", lambda p: _masked(p) and not any(c.get("zero_output_for_mask")
+                                                                              for c in _configs(p))),
+                "lstm-mask-middle"),
+        Mistake("masked-output-h0", "h0 output at leading masked steps (Keras outputs zeros there)",
+                _quirk("masked_output_h0", lambda p: _masked(p) and _has_initial_state(p)),
+                "lstm-mask-leading-initial-state"),
+        Mistake("mask-ignored", "the mask ignored", _quirk("ignore_mask", _masked), "lstm-mask-trailing"),
+        Mistake("initial-state-ignored", "the initial state ignored (zeros used)",
+                _quirk("ignore_initial_state", _has_initial_state), "lstm-initial-state"),
+        Mistake("h-c-swapped", "the final states h and c exchanged",
+                _quirk("swap_h_c", has("LSTM")), "lstm-return-state"),
+        Mistake("cell-tanh-omitted", "h = o * c, without the activation applied to the cell state",
+                _quirk("skip_cell_tanh", has("LSTM")), "lstm-basic"),
+        Mistake("gru-reset-after-mixed-up", "the GRU reset gate applied on the wrong side of the recurrent "
+                "matmul (reset_after formula mixed up)", _quirk("gru_reset_after_swapped", has("GRU")),
+                "gru-reset-after-return-sequences"),
+        Mistake("gru-interpolation-swapped", "h = (1-z)*h_prev + z*hh (z and 1-z swapped; Keras: z*h_prev + (1-z)*hh)",
+                _quirk("gru_interpolation_swapped", has("GRU")), "gru-reset-after-basic"),
+        Mistake("gru-bias-rows-swapped", "the two GRU bias rows exchanged (Keras: [input; recurrent])",
+                _gru_bias_rows_swapped, "gru-reset-after-large-bias"),
+        Mistake("bidirectional-halves-swapped", "the forward and backward halves of Bidirectional exchanged",
+                _quirk("bidi_halves_swapped", lambda p: p.layer == "Bidirectional"),
+                "bidirectional-lstm-concat-sequences"),
+        Mistake("bidirectional-backward-not-reversed", "the Bidirectional backward sequence left in processing "
+                "order (Keras flips it back to time order)",
+                _quirk("bidi_backward_not_reversed",
+                       lambda p: p.layer == "Bidirectional" and p.config.get("return_sequences")),
+                "bidirectional-lstm-sum-sequences"),
+        Mistake("stateful-state-not-carried", "the state reset between calls of a stateful layer",
+                _stateful_not_carried, "stateful-lstm-three-calls"),
+    ]
+    return mistakes
+
+
+CATALOGUE: list[Mistake] = _build()
+BY_KEY = {m.key: m for m in CATALOGUE}
+
+
+def matching(fixture, result: Mapping) -> list[Mistake]:
+    """Every catalogued mistake whose outputs the returned ``result`` reproduces within tolerance."""
+    found = []
+    for mistake in CATALOGUE:
+        try:
+            wrong = mistake.outputs(fixture)
+        except Exception:  # noqa: BLE001 - a mistake that cannot be computed here simply does not match
+            continue
+        if wrong is None or all(close(wrong[k], v, fixture.tolerance).all() for k, v in fixture.expected.items()):
+            continue  # not applicable, or indistinguishable from Keras on this fixture
+        if all(isinstance(result.get(k), np.ndarray) and result[k].shape == np.shape(wrong.get(k))
+               and close(result[k], wrong[k], fixture.tolerance).all() for k in fixture.expected):
+            found.append(mistake)
+    return found
+
+
+def diagnose(fixture, result: Mapping) -> str | None:
+    """Plain words for the failure message, or None when no catalogued mistake explains it."""
+    found = matching(fixture, result)
+    if not found:
+        return None
+    text = f"matches the reference computed with {found[0].description}"
+    if len(found) > 1:
+        text += " (equally consistent with: " + "; ".join(m.description for m in found[1:]) + ")"
+    return text + f" [mistake {found[0].key}]"

@@ -1,0 +1,87 @@
+"""Meta tests of the mistake catalogue against the gallery: every mistake is caught, and named.
+
+Each mistake is run as an implementation (the reference computed the wrong way) through the
+same engine as the suite. A gallery change that lets a mistake through fails here.
+"""
+
+import numpy as np
+import pytest
+
+from conformance import Unsupported, list_fixtures
+from conformance.compare import matches
+from conformance.mistakes import CATALOGUE, diagnose
+from conformance.registry import Implementation
+from conformance.suite import Case, judge
+
+GALLERY = list_fixtures().fixtures
+BY_ID = {f.id: f for f in GALLERY}
+
+
+def as_implementation(mistake) -> Implementation:
+    def run(fixture):
+        outputs = mistake.outputs(fixture)
+        if outputs is None:
+            raise Unsupported(f"mistake {mistake.key} does not apply to this fixture")
+        return {k: np.asarray(v, np.float32) for k, v in outputs.items() if k != "trace"}
+    return Implementation(f"mistake-{mistake.key}", f"tests:{mistake.key}", _loader=lambda: run)
+
+
+def killed_by(mistake) -> list[str]:
+    """Gallery fixtures on which a port with this mistake fails."""
+    killers = []
+    for fixture in GALLERY:
+        wrong = mistake.outputs(fixture)
+        if wrong is not None and not matches(fixture, {k: v.astype(np.float32) for k, v in wrong.items()
+                                                       if k != "trace"}):
+            killers.append(fixture.id)
+    return killers
+
+
+@pytest.fixture(scope="module")
+def kill_table(request):
+    table = {m.key: killed_by(m) for m in CATALOGUE}
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            print_kill_table(reporter, table)
+    return table
+
+
+def print_kill_table(reporter, table):
+    reporter.write_line("")
+    reporter.write_line(f"mistake kill table ({len(CATALOGUE)} mistakes x {len(GALLERY)} fixtures):")
+    for key, killers in table.items():
+        reporter.write_line(f"  {key:40} killed by {len(killers):3} fixtures, e.g. {', '.join(killers[:3])}")
+
+
+@pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.key for m in CATALOGUE])
+def test_mistake_is_detected_by_its_own_fixture(mistake, kill_table):
+    assert mistake.fixture in BY_ID, f"{mistake.key}: tagged fixture {mistake.fixture!r} is not in the gallery"
+    assert kill_table[mistake.key], f"{mistake.key}: no gallery fixture detects this mistake"
+    assert mistake.fixture in kill_table[mistake.key], (
+        f"{mistake.key}: its tagged fixture {mistake.fixture} does not detect it "
+        f"(detected by: {', '.join(kill_table[mistake.key][:5])})")
+
+
+@pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.key for m in CATALOGUE])
+def test_mistake_is_named_in_the_failure_message(mistake):
+    fixture = BY_ID[mistake.fixture]
+    verdict = judge(Case(as_implementation(mistake), fixture), timeout=30, diagnose=diagnose)
+    assert verdict.status == "failed", verdict.message
+    assert fixture.citation in verdict.message
+    assert mistake.description in verdict.message, verdict.message
+
+
+def test_correct_output_is_not_diagnosed_as_a_mistake():
+    for fixture in GALLERY[:20]:
+        expected = {k: np.array(v) for k, v in fixture.expected.items()}
+        assert diagnose(fixture, expected) is None, fixture.id
+
+
+def test_onnx_order_message_reads_in_plain_words():
+    onnx = next(m for m in CATALOGUE if m.key == "lstm-gate-order-iofc")
+    fixture = BY_ID["lstm-return-sequences"]
+    verdict = judge(Case(as_implementation(onnx), fixture), timeout=30, diagnose=diagnose)
+    assert "matches the reference computed with LSTM gate order i,o,f,c — the ONNX order" in verdict.message
+    assert "output 'output'" in verdict.message and "timestep" in verdict.message
