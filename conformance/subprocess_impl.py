@@ -77,7 +77,10 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
     def run(fixture) -> dict:
         names = [*fixture.meta.get("weights", []), *fixture.meta.get("inputs", [])]
         request = dumps(fixture_to_json(fixture, names)).encode("ascii")
-        stdout, stderr, code, timed_out = _communicate(argv, request, kill_after)
+        try:
+            stdout, stderr, code, timed_out = _communicate(argv, request, kill_after)
+        except OSError as exc:  # e.g. not executable, bad interpreter line
+            raise ImplementationError(f"command {command!r} on fixture {fixture.id!r} could not start: {exc}") from None
 
         def fail(problem: str) -> ImplementationError:
             return ImplementationError(f"command {command!r} on fixture {fixture.id!r}: {problem} "

@@ -40,8 +40,9 @@ def run_suite(tmp_path, *args, env=None):
     command = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider", "-q",
                "--conformance-json", str(summary), *args]
     start = time.monotonic()
+    outer = {k: v for k, v in os.environ.items() if not k.startswith(("LSTM_CONFORMANCE_", "PYTEST_"))}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, **(env or {})})
+                          env={**outer, **(env or {})})
     wall = time.monotonic() - start
     assert summary.exists(), f"the suite wrote no summary:\n{done.stdout}\n{done.stderr}"
     return done, json.loads(summary.read_text()), wall
@@ -304,3 +305,11 @@ def test_misbehaving_commands_through_the_suite(tmp_path):
     assert by_impl[commands["decline"]]["message"].endswith(": no LSTM in this engine")
     assert "stderr" in done.stdout and done.returncode == 1
     assert wall < 30, f"the suite took {wall:.1f} s for four one-fixture cases"
+
+
+def test_command_that_cannot_start_fails_clearly(basic, tmp_path):
+    script = tmp_path / "engine.sh"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    with pytest.raises(ImplementationError, match="could not start"):
+        command_implementation(str(script))(basic.isolated())
