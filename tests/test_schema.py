@@ -223,3 +223,36 @@ def test_the_loader_refuses_a_schema_violation_with_the_file_and_path(tmp_path):
 
 def test_the_compiled_validator_is_built_once():
     assert schema._validator() is schema._validator()
+
+
+# -- SPEC.md stays true to the fixtures and the schema ----------------------------------------------
+
+SPEC = Path(__file__).resolve().parents[1] / "SPEC.md"
+
+
+def test_spec_documents_every_field_the_schema_defines():
+    text = SPEC.read_text(encoding="utf-8")
+    undocumented = [field for field in raw_schema()["properties"] if f"| `{field}` |" not in text]
+    assert not undocumented, f"SPEC.md's field table lacks: {undocumented}"
+
+
+def test_spec_worked_example_matches_the_fixture():
+    """The step-0 numbers pasted into SPEC.md are recomputed from lstm-seed-question's arrays and trace."""
+    import numpy as np
+
+    from conformance.fixtures import load_fixture
+
+    text = SPEC.read_text(encoding="utf-8")
+    table = text.split("<!-- worked-example:begin")[1].split("<!-- worked-example:end")[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("quantity", "---"):
+            rows[cells[0]] = np.array([float(cells[2]), float(cells[3])])
+    fixture = load_fixture(GALLERY / BASE_ID)
+    kernel, bias, x = (np.asarray(fixture.arrays[n], np.float64) for n in ("kernel", "bias", "x"))
+    want = {f"z_{g}": x[0, 0] @ kernel[:, a:b] + bias[a:b] for g, (a, b) in fixture.gates["kernel"].items()}
+    want.update({name: fixture.trace[name][0, 0] for name in ("i", "f", "c_tilde", "o", "c", "h")})
+    assert sorted(rows) == sorted(want), f"SPEC.md's worked example has rows {sorted(rows)}"
+    for name, value in want.items():
+        assert np.allclose(rows[name], value, rtol=0, atol=1e-7), f"{name}: SPEC.md says {rows[name]}, fixture {value}"
