@@ -129,9 +129,12 @@ def describe(error) -> str:
 
 def validate_meta(meta: Any, where) -> None:
     """Raise ``FixtureError(where, ...)`` naming the JSON path of the first violation; return if valid."""
-    for path, problem in _non_json(meta):
-        raise FixtureError(where, f"{json_path(path)}: {problem}")
-    errors = list(_validator().iter_errors(meta))
+    try:
+        for path, problem in _non_json(meta):
+            raise FixtureError(where, f"{json_path(path)}: {problem}")
+        errors = list(_validator().iter_errors(meta))
+    except RecursionError:
+        raise FixtureError(where, "fixture.yaml nests too deeply to validate") from None
     missing = [field for e in errors if e.validator == "required" and not e.absolute_path
                for field in e.validator_value if field not in meta]
     if missing:

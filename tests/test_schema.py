@@ -256,3 +256,12 @@ def test_spec_worked_example_matches_the_fixture():
     assert sorted(rows) == sorted(want), f"SPEC.md's worked example has rows {sorted(rows)}"
     for name, value in want.items():
         assert np.allclose(rows[name], value, rtol=0, atol=1e-7), f"{name}: SPEC.md says {rows[name]}, fixture {value}"
+
+
+def test_absurd_nesting_is_a_fixture_error_not_a_crash():
+    meta = base_meta()
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    meta["tags"] = deep
+    assert "nests too deeply" in rejection(meta)
