@@ -1,0 +1,246 @@
+"""The converter adapters (``torch``, ``onnxruntime``) against the whole gallery, through the suite's own judge.
+
+Each adapter must pass every fixture it claims, skip the rest with a reason, and be caught
+by the suite (with a diagnosis) when its weight conversion is wrong. Which fixtures an
+adapter must pass is computed from the gallery's metadata, never listed by hand.
+Skipped with a reason where torch / onnxruntime are not installed (extras ``torch``, ``onnx``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import reference, registry, writer
+from conformance.fixtures import list_fixtures
+from conformance.mistakes import BY_KEY, diagnose
+from conformance.suite import Case, judge
+
+from conftest import REPO
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapter:
+    name: str       # entry point name
+    module: str     # the adapter module
+    packages: tuple  # what must be importable
+
+    def load(self):
+        for package in self.packages:
+            pytest.importorskip(package, reason=f"{package} is not installed (extra of lstm-conformance)")
+        return importlib.import_module(self.module)
+
+
+TORCH = Adapter("torch", "conformance.adapters.torch", ("torch",))
+ONNX = Adapter("onnxruntime", "conformance.adapters.onnx", ("onnx", "onnxruntime"))
+ADAPTERS = [pytest.param(TORCH, id="torch"), pytest.param(ONNX, id="onnxruntime")]
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    listing = list_fixtures(REPO / "fixtures")
+    assert listing.fixtures and not listing.errors, listing.errors
+    return listing.fixtures
+
+
+def implementation(adapter: Adapter) -> registry.Implementation:
+    known = registry.registered()
+    assert adapter.name in known, (f"entry point {adapter.name!r} is not registered (registered: {sorted(known)}); "
+                                   "reinstall the project: pip install -e .")
+    return known[adapter.name]
+
+
+_VERDICTS: dict = {}
+
+
+def verdicts(adapter: Adapter, fixtures) -> dict:
+    """fixture id -> Verdict for the whole gallery, computed once per adapter."""
+    if adapter.name not in _VERDICTS:
+        impl = implementation(adapter)
+        _VERDICTS[adapter.name] = {f.id: judge(Case(impl, f), 120, diagnose) for f in fixtures}
+    return _VERDICTS[adapter.name]
+
+
+# -- what each adapter claims, from the fixture metadata --------------------------------------------
+
+def _layers(fixture):
+    """(layer, config, activations) of every recurrent layer in the fixture, through wrappers."""
+    if fixture.layer == "Stacked":
+        return [(s["layer"], s["config"], fixture.activations[f"layers/{k}"])
+                for k, s in enumerate(fixture.config["layers"])]
+    if fixture.layer == "Bidirectional":
+        return [(fixture.config["wrapped"], fixture.config, fixture.activations)]
+    return [(fixture.layer, fixture.config, fixture.activations)]
+
+
+def _masked(fixture) -> bool:
+    return "mask" in fixture.meta["inputs"] and not np.all(fixture.inputs["mask"])
+
+
+def _last_output_of_tail_padded(fixture) -> bool:
+    """One layer, last output only, every row valid then padded: sequence lengths give Keras's answer."""
+    if fixture.layer not in ("LSTM", "GRU", "SimpleRNN") or fixture.meta.get("calls") or not _masked(fixture):
+        return False
+    mask = np.asarray(fixture.inputs["mask"], bool)
+    lengths = mask.sum(axis=1)
+    return (not fixture.config.get("return_sequences") and (lengths > 0).all()
+            and (mask == (np.arange(mask.shape[1]) < lengths[:, None])).all())
+
+
+def _torch_computes(layer, config, activations) -> bool:
+    act = activations["activation"]["name"]
+    if layer == "SimpleRNN":
+        return act in ("tanh", "relu")
+    return (act == "tanh" and activations["recurrent_activation"]["name"] == "sigmoid"
+            and (layer == "LSTM" or config.get("reset_after", True)))
+
+
+CLAIMS = {
+    # nn.LSTM / nn.GRU (reset_after=True) / nn.RNN with the activations PyTorch has
+    "torch": lambda f: all(_torch_computes(*spec) for spec in _layers(f)),
+    # every ONNX recurrent op with any activation the gallery uses
+    "onnxruntime": lambda f: True,
+}
+
+
+def claimed(adapter: Adapter, fixtures) -> set[str]:
+    return {f.id for f in fixtures
+            if CLAIMS[adapter.name](f) and (not _masked(f) or _last_output_of_tail_padded(f))}
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_no_failures_and_every_skip_has_a_reason(adapter, gallery):
+    adapter.load()
+    results = verdicts(adapter, gallery)
+    bad = {fid: v.message for fid, v in results.items() if v.status not in ("passed", "skipped")}
+    assert not bad, f"{adapter.name} fails {len(bad)} fixture(s):\n" + "\n\n".join(bad.values())
+    prefix = f"{adapter.name}: "
+    for fid, verdict in results.items():
+        if verdict.status == "skipped":
+            assert verdict.message.startswith(prefix) and len(verdict.message) > len(prefix) + 20, \
+                f"{fid}: the skip does not say why: {verdict.message!r}"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_passes_every_fixture_it_claims(adapter, gallery):
+    """torch: every unmasked fixture built from nn.LSTM / nn.GRU(reset_after) / nn.RNN-expressible layers;
+    onnxruntime: every unmasked fixture. Both: last-output fixtures with tail-padded masks (sequence lengths)."""
+    adapter.load()
+    results = verdicts(adapter, gallery)
+    must = claimed(adapter, gallery)
+    missed = {fid: results[fid].message.splitlines()[0] for fid in sorted(must) if results[fid].status != "passed"}
+    assert not missed, f"{adapter.name} does not pass fixtures it claims: {missed}"
+    assert any(_masked(f) for f in gallery if f.id in must), "no masked fixture exercises the sequence-length path"
+    passed = sum(v.status == "passed" for v in results.values())
+    assert passed >= len(must) >= len(gallery) // 2, (passed, len(must), len(gallery))
+
+
+CONVERSION_MISTAKES = [  # (adapter, layer whose gate table is broken, broken table, catalogued mistake)
+    pytest.param(ONNX, "LSTM", ("i", "f", "c", "o"), "lstm-gate-order-iofc", id="onnx-lstm-keras-order"),
+    pytest.param(TORCH, "GRU", ("z", "r", "h"), "gru-gate-order-rzh", id="torch-gru-keras-order"),
+    pytest.param(TORCH, "LSTM", ("i", "o", "f", "c"), "lstm-gate-order-", id="torch-lstm-onnx-order"),
+]
+
+
+@pytest.mark.parametrize("adapter, layer, table, mistake", CONVERSION_MISTAKES)
+def test_a_wrong_gate_table_fails_with_a_gate_order_diagnosis(adapter, layer, table, mistake, gallery, monkeypatch):
+    """Break the adapter's gate-reorder table (e.g. identity: Keras blocks fed unconverted): the fixture
+    tagged for that mistake fails, and the diagnosis names a gate-order mistake."""
+    module = adapter.load()
+    monkeypatch.setitem(module.GATE_ORDER, layer, table)
+    tagged = BY_KEY["lstm-gate-order-iofc" if layer == "LSTM" else "gru-gate-order-rzh"].fixture
+    fixture = next(f for f in gallery if f.id == tagged)
+    verdict = judge(Case(implementation(adapter), fixture), 120, diagnose)
+    assert verdict.status == "failed", f"{adapter.name} with gate table {table} still {verdict.status} {tagged}"
+    assert "gate order" in verdict.message and f"[mistake {mistake}" in verdict.message, verdict.message
+    others = [f for f in gallery if f.layer == layer and not _masked(f) and CLAIMS[adapter.name](f)][:8]
+    still = [f.id for f in others if judge(Case(implementation(adapter), f), 120).status == "passed"]
+    assert not still, f"the broken {layer} gate table goes unnoticed by {still}"
+
+
+def _tail_padded_variant(fixture, root):
+    """The fixture with its mask replaced by a right-padded one (every row non-empty), expected outputs
+    recomputed by the numpy reference (the gallery has no bidirectional right-padded case)."""
+    arrays = dict(fixture.arrays)
+    batch, steps = arrays["mask"].shape
+    lengths = [steps - (k % 3) * 2 if steps - (k % 3) * 2 > 0 else 1 for k in range(batch)]
+    mask = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+    assert not mask.all()
+    arrays["mask"] = mask
+    inputs = {k: arrays[k] for k in fixture.meta["inputs"]}
+    result = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
+                               fixture.activations, inputs, calls=fixture.meta.get("calls"))
+    arrays.update({k: result[k].astype(np.float32) for k in fixture.meta["outputs"]})
+    arrays.update({f"trace/{k}": v.astype(np.float32) for k, v in result["trace"].items()})
+    meta = {k: v for k, v in fixture.meta.items() if k not in ("arrays", "digest", "format_version")}
+    meta.update(id=f"{fixture.id}-tail-padded", description=fixture.description + " Mask right-padded.")
+    writer.write_fixture(root, writer.finish_meta(meta, arrays), arrays)
+
+
+TAIL_PADDED = {  # gallery fixture -> adapters that must pass its right-padded variant (the rest must skip)
+    "bidirectional-lstm-mask-sequences": {"torch", "onnxruntime"},   # Keras forces zeros: matches
+    "bidirectional-lstm-mask-last": {"torch", "onnxruntime"},
+    "bidirectional-gru-mask-sequences": {"torch", "onnxruntime"},
+    "lstm-mask-zero-output-for-mask": {"torch", "onnxruntime"},
+    "lstm-mask-go-backwards": {"onnxruntime"},  # PyTorch has no reverse-only direction for padded rows
+    "lstm-mask-trailing": set(),                # Keras repeats the last output, the ops zero-fill
+}
+
+
+@pytest.fixture(scope="module")
+def tail_padded(gallery, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tail-padded")
+    for fixture in gallery:
+        if fixture.id in TAIL_PADDED:
+            _tail_padded_variant(fixture, root)
+    listing = list_fixtures(root)
+    assert len(listing.fixtures) == len(TAIL_PADDED) and not listing.errors, listing.errors
+    return listing.fixtures
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_right_padded_masks_become_sequence_lengths_where_keras_agrees(adapter, tail_padded):
+    adapter.load()
+    impl = implementation(adapter)
+    for fixture in tail_padded:
+        verdict = judge(Case(impl, fixture), 120, diagnose)
+        source = fixture.id[:-len("-tail-padded")]
+        expected = "passed" if adapter.name in TAIL_PADDED[source] else "skipped"
+        assert verdict.status == expected, f"{fixture.id}: {verdict.status}, expected {expected}\n{verdict.message}"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_missing_library_is_a_skip_with_the_reason(adapter, gallery, monkeypatch):
+    module = adapter.load()
+    loader = module._torch if adapter is TORCH else module._libraries
+    loader.cache_clear()
+    for package in adapter.packages:
+        monkeypatch.setitem(sys.modules, package, None)  # "import package" now raises ImportError
+    try:
+        verdict = judge(Case(implementation(adapter), gallery[0]), 60)
+    finally:
+        loader.cache_clear()
+    assert verdict.status == "skipped" and "is not installed" in verdict.message, verdict
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_suite_runs_the_entry_point(adapter, pytester):
+    """``pytest --pyargs conformance --impl NAME`` in a fresh process: header with the library version,
+    one pass and (torch) one skip with its reason."""
+    adapter.load()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--pyargs", "conformance",
+                                           "--impl", adapter.name, "--fixture-id", "lstm-basic",
+                                           "--fixture-id", "gru-reset-before-basic")
+    module = importlib.import_module(adapter.module)
+    result.stdout.fnmatch_lines([f"*implementation {adapter.name} {module.run.version}*"])
+    if adapter is TORCH:
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*reset_after=False has no PyTorch equivalent*"])
+    else:
+        result.assert_outcomes(passed=2)
