@@ -72,7 +72,7 @@ def state(config) -> dict:
         timeout = config.getoption("impl_timeout") or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
         cases = [Case(impl, item, root) for impl in impls for item in [*chosen, *errors]]
         entries, ledger_path = _ledger(config)
-        config.stash[STATE] = {"ledger": entries, "ledger_path": ledger_path, "ledger_used": set(), "root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
+        config.stash[STATE] = {"ledger": entries, "ledger_path": ledger_path, "ledger_used": set(), "ledger_scope": set(), "root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
                                "impls": impls, "cases": cases, "timeout": timeout, "records": []}
     return config.stash[STATE]
 
@@ -91,12 +91,15 @@ def _ledger(config):
 def apply_ledger(config, case: Case, verdict):
     """Strict xfail for cases the ledger explains; a stale entry or a changed kind fails the case."""
     s = state(config)
-    if not s["ledger"] or verdict.status == "skipped":
+    if not s["ledger"]:
         return verdict
     try:
         keras_version, backend = case.impl.keras_semantics()
     except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
         keras_version, backend = None, None
+    s["ledger_scope"].update(e.index for e in s["ledger"] if e.in_scope(case.impl.name, keras_version, backend))
+    if verdict.status == "skipped":  # applies_to or Unsupported: the ledger has nothing to explain
+        return verdict
     entry = ledger.find(s["ledger"], case.impl.name, case.fixture_name, keras_version, backend)
     if entry is not None:
         s["ledger_used"].add(entry.index)
@@ -170,10 +173,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                     f"{counts['skipped']:8} {counts['xfailed']:6}")
         for reason, n in reasons[name].most_common():
             terminalreporter.write_line(f"    skipped {n}x: {reason}")
-    unused = [e for e in s["ledger"] if e.index not in s["ledger_used"]]
+    # entries whose condition (impl, Keras version, backend) held in this run but matched no fixture
+    unused = [e for e in s["ledger"] if e.index in s["ledger_scope"] and e.index not in s["ledger_used"]]
     if unused:
         terminalreporter.write_line(f"ledger {s['ledger_path']}: {len(unused)} entr{'y' if len(unused) == 1 else 'ies'} "
-                                    "matched no case in this run:", yellow=True)
+                                    "for this configuration matched no case in this run:", yellow=True)
         for entry in unused:
             terminalreporter.write_line(f"    WARNING unmatched ledger {entry.label}", yellow=True)
             warnings.warn(ledger.LedgerWarning(f"ledger {s['ledger_path']}: {entry.label} matched no case"))

@@ -1,0 +1,157 @@
+"""The divergence ledger: known, explained ways Keras itself differs from the gallery.
+
+Each entry names fixtures (a glob on the id), a condition (implementation, Keras
+version specifier, backend), the kind of divergence (``mismatch``: outputs out of
+tolerance; ``error``: the implementation raised or returned unusable output), a
+one-sentence reason and a link. Entries apply as *strict* expected failures: a
+matching case that fails the recorded way is ``xfailed``; one that passes means the
+entry is stale, and one that fails another way is a new failure. Both fail the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+FORMAT_VERSION = 1
+KINDS = ("mismatch", "error")
+KEYS = {"fixture", "impl", "keras", "backend", "kind", "reason", "link"}
+
+
+class LedgerError(ValueError):
+    """The ledger file is unreadable or an entry is malformed; the message names the file and entry."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    fixture: str
+    kind: str
+    reason: str
+    link: str
+    impl: str = "keras"
+    keras: str | None = None
+    backend: tuple[str, ...] = ()
+    index: int = 0          # position in the file, 1-based, to name it in messages
+
+    @property
+    def label(self) -> str:
+        cond = [f"impl {self.impl}"]
+        if self.keras:
+            cond.append(f"keras {self.keras}")
+        if self.backend:
+            cond.append(f"backend {'|'.join(self.backend)}")
+        return f"entry {self.index} ({self.fixture}; {', '.join(cond)}; {self.kind})"
+
+    def matches(self, impl: str, fixture: str, keras_version: str | None, backend: str | None) -> bool:
+        return fnmatch.fnmatchcase(fixture, self.fixture) and self.in_scope(impl, keras_version, backend)
+
+    def in_scope(self, impl: str, keras_version: str | None, backend: str | None) -> bool:
+        """The condition holds for this implementation (whatever the fixture)."""
+        if not fnmatch.fnmatchcase(impl, self.impl):
+            return False
+        if self.keras:
+            try:
+                if keras_version is None or Version(keras_version) not in SpecifierSet(self.keras, prereleases=True):
+                    return False
+            except InvalidVersion:
+                return False
+        return not self.backend or backend in self.backend
+
+
+def default_path() -> Path:
+    """The ledger shipped inside the package."""
+    return Path(__file__).resolve().parent / "ledger.yaml"
+
+
+def _entry(raw, index: int, where: str) -> Entry:
+    name = f"{where}: entry {index}"
+    if not isinstance(raw, dict):
+        raise LedgerError(f"{name} is a {type(raw).__name__}, expected a mapping with keys {', '.join(sorted(KEYS))}")
+    if isinstance(raw.get("fixture"), str):
+        name += f" (fixture {raw['fixture']!r})"
+    unknown = sorted(set(map(str, raw)) - KEYS)
+    if unknown:
+        raise LedgerError(f"{name}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(KEYS))})")
+    for key in ("fixture", "kind", "reason", "link"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise LedgerError(f"{name}: {key!r} is required and must be a non-empty string")
+    if raw["kind"] not in KINDS:
+        raise LedgerError(f"{name}: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
+    if "\n" in raw["reason"].strip():
+        raise LedgerError(f"{name}: 'reason' must be one sentence on one line")
+    if not raw["link"].startswith("https://"):
+        raise LedgerError(f"{name}: 'link' {raw['link']!r} must be an https:// URL (issue, PR or release note)")
+    impl = raw.get("impl", "keras")
+    if not isinstance(impl, str) or not impl:
+        raise LedgerError(f"{name}: 'impl' must be an implementation name or glob")
+    keras = raw.get("keras")
+    if keras is not None:
+        try:
+            SpecifierSet(str(keras))
+        except InvalidSpecifier:
+            raise LedgerError(f"{name}: 'keras' {keras!r} is not a version specifier (e.g. '>=3', '<3.6')") from None
+        keras = str(keras)
+    backend = raw.get("backend", ())
+    if isinstance(backend, str):
+        backend = (backend,)
+    if not isinstance(backend, (list, tuple)) or not all(isinstance(b, str) and b for b in backend):
+        raise LedgerError(f"{name}: 'backend' must be a backend name or a list of them")
+    return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], impl, keras, tuple(backend), index)
+
+
+def load(path: str | Path | None = None) -> list[Entry]:
+    """Read and validate a ledger (default: the shipped one); LedgerError names the file and entry."""
+    path = Path(path) if path is not None else default_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise LedgerError(f"ledger {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise LedgerError(f"ledger {path}: expected a mapping with 'format_version: {FORMAT_VERSION}' and 'entries'")
+    entries = data.get("entries") or []
+    if not isinstance(entries, list):
+        raise LedgerError(f"ledger {path}: 'entries' must be a list")
+    return [_entry(raw, i, str(path)) for i, raw in enumerate(entries, start=1)]
+
+
+def find(entries: Iterable[Entry], impl: str, fixture: str, keras_version: str | None,
+         backend: str | None) -> Entry | None:
+    """The first entry matching this case, or None."""
+    return next((e for e in entries if e.matches(impl, fixture, keras_version, backend)), None)
+
+
+def kind_of(verdict) -> str | None:
+    """``mismatch`` when outputs were compared and out of tolerance, ``error`` when there was nothing to compare."""
+    if verdict.status == "failed" and verdict.mismatched:
+        return "mismatch"
+    if verdict.status in ("failed", "error"):
+        return "error"
+    return None
+
+
+def apply(entry: Entry | None, verdict):
+    """The verdict after the ledger: xfailed, or failed because the entry is stale or the kind changed."""
+    if entry is None or verdict.status == "skipped":
+        return verdict
+    where = f"ledger {entry.label}"
+    kind = kind_of(verdict)
+    if kind is None:
+        return dataclasses.replace(verdict, status="failed", message=(
+            f"ledger entry is stale: {where} expects a {entry.kind}, but the case passed "
+            f"(max abs error {verdict.max_abs_error}); remove or narrow the entry ({entry.link})"))
+    if kind != entry.kind:
+        return dataclasses.replace(verdict, status="failed", message=(
+            f"divergence changed kind: {where} expects a {entry.kind}, got a {kind}:\n{verdict.message}"))
+    return dataclasses.replace(verdict, status="xfailed", message=f"{entry.reason} ({entry.link})")
+
+
+class LedgerWarning(UserWarning):
+    """A ledger entry matched no case in the run (the fixture is gone, or the run did not cover it)."""

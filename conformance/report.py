@@ -1,0 +1,309 @@
+"""Merge per-env results (``RESULTS_DIR/<env>/summary.json``) into one matrix, as Markdown and HTML.
+
+Rows are fixtures, columns are (env, implementation) pairs, cells say pass / fail with
+the max error / xfail with the ledger reason / skip with the reason / error. Long
+reasons become numbered notes under the table so the table stays readable. An
+implementation that passed every fixture in every env is folded into one line
+above the table (the numpy reference, normally), so the table shows where Keras differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from packaging.version import InvalidVersion, Version
+
+SUMMARY = "summary.json"
+LABELS = {"passed": "pass", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip", "error": "ERROR"}
+_LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
+_RUNNING = re.compile(r", running [^,]*$")
+
+
+class ReportError(ValueError):
+    """The results folder holds no usable summaries; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    status: str                  # passed | failed | xfailed | skipped | error | missing
+    max_abs_error: float | None = None
+    message: str = ""
+
+    @property
+    def note(self) -> str | None:
+        """The text worth a footnote: ledger reason, skip reason, failure or error message."""
+        return self.message if self.status in ("failed", "xfailed", "skipped", "error") and self.message else None
+
+
+@dataclasses.dataclass
+class Column:
+    env: str
+    impl: str
+    keras: str | None
+    backend: str | None
+
+    @property
+    def title(self) -> str:
+        return f"{self.env} {self.impl}"
+
+    @property
+    def detail(self) -> str:
+        if self.keras:
+            return f"Keras {self.keras}, {self.backend or '?'}"
+        return ""
+
+
+@dataclasses.dataclass
+class Matrix:
+    columns: list[Column]
+    fixtures: list[str]
+    cells: dict[tuple[str, str, str], Cell]          # (fixture, env, impl) -> cell
+    folded: dict[str, int]                           # impl that passed everywhere -> number of envs
+    notes: list[str]                                 # footnote texts, numbered from 1
+
+    def cell(self, fixture: str, env: str, impl: str) -> Cell:
+        return self.cells.get((fixture, env, impl), Cell("missing"))
+
+    def note_number(self, cell: Cell) -> int | None:
+        return self.notes.index(cell.note) + 1 if cell.note else None
+
+    def differing(self) -> list[str]:
+        """Fixtures with at least one cell that is not a pass."""
+        return [f for f in self.fixtures
+                if any(self.cell(f, c.env, c.impl).status != "passed" for c in self.columns)]
+
+    def totals(self, column: Column) -> dict[str, int]:
+        counts = {s: 0 for s in LABELS}
+        for fixture in self.fixtures:
+            status = self.cell(fixture, column.env, column.impl).status
+            if status in counts:
+                counts[status] += 1
+        return counts
+
+
+def load_results(results_dir: str | Path) -> dict[str, dict]:
+    """Every ``<env>/summary.json`` under the folder, by env name (the folder's name)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ReportError(f"results folder {root} does not exist")
+    summaries = {}
+    for path in sorted(root.glob(f"*/{SUMMARY}")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"{path}: not a readable JSON summary ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+            raise ReportError(f"{path}: no 'cases' list; not written by --conformance-json")
+        summaries[path.parent.name] = data
+    if not summaries:
+        raise ReportError(f"no {root}/<env>/{SUMMARY} found (run tox, or pytest with --conformance-json)")
+    return summaries
+
+
+def _message(case: dict) -> str:
+    """The case's message; a skip reason loses the fixture/impl prefix and the running version, which
+    the row and the column already say, so one note serves every cell with the same reason."""
+    message = case.get("message") or ""
+    if case["status"] == "skipped":
+        for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
+            message = message[len(prefix):] if message.startswith(prefix) else message
+        message = _RUNNING.sub("", message)
+    return message
+
+
+def _column_order(column: "Column"):
+    """Columns by Keras version, TensorFlow backend first, then env name; envs without Keras last."""
+    try:
+        version = Version(column.keras) if column.keras else None
+    except InvalidVersion:
+        version = None
+    return (version is None, version or Version("0"), column.backend != "tensorflow", column.env, column.impl)
+
+
+def build(summaries: dict[str, dict]) -> Matrix:
+    """The matrix from summaries by env name."""
+    cells: dict[tuple[str, str, str], Cell] = {}
+    impls_by_env: dict[str, list[str]] = {}
+    for env, data in summaries.items():
+        for case in data["cases"]:
+            key = (case["fixture"], env, case["impl"])
+            cells[key] = Cell(case["status"], case.get("max_abs_error"), _message(case))
+            impls_by_env.setdefault(env, [])
+            if case["impl"] not in impls_by_env[env]:
+                impls_by_env[env].append(case["impl"])
+    all_impls = sorted({impl for impls in impls_by_env.values() for impl in impls})
+    clean = {impl for impl in all_impls
+             if all(c.status == "passed" for (f, e, i), c in cells.items() if i == impl)}
+    if clean == set(all_impls):
+        clean = set()  # nothing differs anywhere: show every column rather than an empty table
+    columns = []
+    for env in sorted(summaries):
+        info = summaries[env].get("implementations") or {}
+        for impl in sorted(impls_by_env.get(env, [])):
+            if impl not in clean:
+                details = info.get(impl) or {}
+                columns.append(Column(env, impl, details.get("keras"), details.get("backend")))
+    columns.sort(key=_column_order)
+    fixtures = sorted({f for f, _, _ in cells})
+    notes: list[str] = []
+    for fixture in fixtures:
+        for column in columns:
+            note = cells.get((fixture, column.env, column.impl), Cell("missing")).note
+            if note and note not in notes:
+                notes.append(note)
+    folded = {impl: sum(impl in impls for impls in impls_by_env.values()) for impl in sorted(clean)}
+    return Matrix(columns, fixtures, cells, folded, notes)
+
+
+def _cell_text(matrix: Matrix, cell: Cell) -> str:
+    if cell.status == "missing":
+        return "—"
+    text = LABELS.get(cell.status, cell.status)
+    if cell.status == "failed" and cell.max_abs_error is not None:
+        text += f" {cell.max_abs_error:.2g}"
+    number = matrix.note_number(cell)
+    return f"{text} [{number}]" if number else text
+
+
+def _note_md(text: str) -> str:
+    match = _LINKED.match(text)
+    if match:
+        return f"{match['reason']} ([link]({match['link']}))"
+    return text
+
+
+def _preamble(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
+    envs = ", ".join(f"{env} ({c.detail})" for env, c in {c.env: c for c in matrix.columns}.items() if c.detail)
+    lines = [f"{len(matrix.fixtures)} fixtures × {len(summaries)} envs" + (f": {envs}" if envs else "") + "."]
+    for impl, n in matrix.folded.items():
+        lines.append(f"`{impl}` passed every fixture in all {n} envs (not shown as a column).")
+    return lines
+
+
+def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
+    out = ["| fixture | " + " | ".join(f"{c.env}<br>{c.impl}" for c in matrix.columns) + " |",
+           "|---|" + "---|" * len(matrix.columns)]
+    for fixture in fixtures:
+        row = [_cell_text(matrix, matrix.cell(fixture, c.env, c.impl)) for c in matrix.columns]
+        out.append(f"| `{fixture}` | " + " | ".join(row) + " |")
+    if totals:
+        counts = [" ".join(f"{n} {LABELS[s]}" for s, n in matrix.totals(c).items() if n) for c in matrix.columns]
+        out.append("| **total** | " + " | ".join(counts) + " |")
+    return out
+
+
+def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
+    """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
+    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), ""]
+    differing = matrix.differing()
+    out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)", ""]
+    out += _md_table(matrix, differing, totals=False) if differing else ["Every fixture passed in every column."]
+    out += ["", "## All fixtures", "", *_md_table(matrix, matrix.fixtures, totals=True)]
+    if matrix.notes:
+        out += ["", "## Notes", ""]
+        out += [f"{i}. {_note_md(text).replace('|', '/')}" for i, text in enumerate(matrix.notes, 1)]
+    return "\n".join(out) + "\n"
+
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: center; white-space: nowrap; }
+th { background: #f3f3f3; position: sticky; top: 0; }
+td.fixture { text-align: left; font-family: monospace; }
+.passed { background: #e3f6e3; } .failed { background: #f9c9c9; font-weight: bold; }
+.xfailed { background: #fff0c2; } .skipped { background: #ececec; color: #666; }
+.error { background: #e9b3ff; font-weight: bold; } .missing { color: #aaa; }
+small { color: #666; font-weight: normal; }
+ol li { margin: 2px 0; }
+"""
+
+
+def _note_html(text: str) -> str:
+    match = _LINKED.match(text)
+    if match:
+        link = html.escape(match["link"])
+        return f"{html.escape(match['reason'])} (<a href=\"{link}\">{link}</a>)"
+    return html.escape(text)
+
+
+def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
+    """A self-contained page: inline CSS, no scripts; a cell's full message is its tooltip."""
+    e = html.escape
+    head = "".join(f"<th>{e(c.env)}<br>{e(c.impl)}<br><small>{e(c.detail)}</small></th>" for c in matrix.columns)
+
+    def rows_for(fixtures):
+        return "\n".join(_html_row(matrix, f) for f in fixtures)
+
+    totals = "".join("<td>" + "<br>".join(f"{n} {LABELS[s]}" for s, n in matrix.totals(c).items() if n) + "</td>"
+                     for c in matrix.columns)
+    notes = "".join(f"<li id=\"note-{i}\">{_note_html(t)}</li>" for i, t in enumerate(matrix.notes, 1))
+    preamble = "".join(f"<p>{e(line).replace('`', '')}</p>" for line in _preamble(matrix, summaries))
+    differing = matrix.differing()
+    thead = f"<thead><tr><th>fixture</th>{head}</tr></thead>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"
+            f"<h1>lstm-conformance matrix</h1>{preamble}\n"
+            f"<h2>Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)</h2>\n"
+            + (f"<table>{thead}<tbody>\n{rows_for(differing)}\n</tbody></table>\n" if differing
+               else "<p>Every fixture passed in every column.</p>\n")
+            + f"<h2>All fixtures</h2>\n<table>{thead}<tbody>\n{rows_for(matrix.fixtures)}"
+            + f"\n<tr><th>total</th>{totals}</tr></tbody></table>\n"
+            + (f"<h2>Notes</h2><ol>{notes}</ol>\n" if notes else "") + "</body></html>\n")
+
+
+def _html_row(matrix: Matrix, fixture: str) -> str:
+    e = html.escape
+    tds = []
+    for column in matrix.columns:
+        cell = matrix.cell(fixture, column.env, column.impl)
+        number = matrix.note_number(cell)
+        tip = cell.message or (f"max abs error {cell.max_abs_error:.3g}" if cell.max_abs_error is not None else "")
+        text = e(_cell_text(matrix, cell))
+        if number:
+            text = text.replace(f"[{number}]", f"<a href=\"#note-{number}\">[{number}]</a>")
+        tds.append(f"<td class=\"{cell.status}\" title=\"{e(tip)}\">{text}</td>")
+    return f"<tr><td class=\"fixture\">{e(fixture)}</td>{''.join(tds)}</tr>"
+
+
+def write(results_dir: str | Path, out_md: str | Path | None = None, out_html: str | Path | None = None) -> Matrix:
+    """Write the matrix (Markdown to ``out_md`` or stdout, HTML to ``out_html`` if given); ReportError on bad input."""
+    summaries = load_results(results_dir)
+    matrix = build(summaries)
+    markdown = to_markdown(matrix, summaries)
+    if out_md is None:
+        print(markdown, end="")
+    else:
+        Path(out_md).write_text(markdown, encoding="utf-8")
+    if out_html is not None:
+        Path(out_html).write_text(to_html(matrix, summaries), encoding="utf-8")
+    return matrix
+
+
+def main(argv: Sequence[str] | str | Path | None = None, out_md: str | Path | None = None,
+         out_html: str | Path | None = None) -> int:
+    """``lstm-conformance report RESULTS_DIR [--md PATH] [--html PATH]``; also ``main(results_dir, out_md, out_html)``.
+
+    Returns 0, or 2 with the reason on stderr when the results cannot be read.
+    """
+    if isinstance(argv, (str, Path)):
+        args = argparse.Namespace(results_dir=argv, md=out_md, html=out_html)
+    else:
+        parser = argparse.ArgumentParser(prog="lstm-conformance report", description=__doc__.splitlines()[0])
+        parser.add_argument("results_dir", metavar="RESULTS_DIR", help="folder of <env>/summary.json")
+        parser.add_argument("--md", metavar="PATH", help="write Markdown here (default: stdout)")
+        parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML page here")
+        args = parser.parse_args(argv)
+    try:
+        write(args.results_dir, args.md, args.html)
+    except ReportError as exc:
+        print(f"lstm-conformance report: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,155 @@
+"""The matrix report is built from real JSON summaries written by real suite runs.
+
+Two "envs" are produced by running ``pytest --pyargs conformance`` (pytester, in-process)
+with the numpy reference and deliberately wrong implementations; the report must show
+each outcome in the right cell with the recorded max error, ledger reason or skip reason.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from conformance import report
+from conformance.fixtures import list_fixtures
+from conformance.reference import run as reference_run
+
+from conftest import REPO
+
+FIXTURES = ("lstm-basic", "lstm-mask-trailing", "lstm-return-sequences")
+REASON = "Scaled outputs are this test's explained divergence."
+LINK = "https://github.com/keras-team/keras/pull/19477"
+
+IMPLS = '''
+from conformance import Unsupported
+from conformance.reference import run as correct
+
+
+def scaled(fixture):
+    """Outputs 1 % too large, and no masking support."""
+    if "mask" in fixture.inputs:
+        raise Unsupported("masking is not implemented in report_impls.scaled")
+    return {k: v * 1.01 for k, v in correct(fixture).items() if k != "trace"}
+
+
+def crashes(fixture):
+    raise RuntimeError("report_impls.crashes always crashes")
+'''
+
+
+@pytest.fixture
+def matrix_inputs(pytester, tmp_path):
+    gallery = tmp_path / "fixtures"
+    for name in FIXTURES:
+        shutil.copytree(REPO / "fixtures" / name, gallery / name)
+    ledger = tmp_path / "ledger.yaml"
+    ledger.write_text("format_version: 1\nentries:\n" + "  - " + json.dumps(
+        {"fixture": "lstm-return-sequences", "impl": "report_impls:scaled", "kind": "mismatch",
+         "reason": REASON, "link": LINK}) + "\n")
+    pytester.makepyfile(report_impls=IMPLS)
+    pytester.syspathinsert()
+    results = tmp_path / "results"
+    for env, extra in (("env-a", ["--ledger", str(ledger)]), ("env-b", ["--no-ledger", "--impl", "report_impls:crashes"])):
+        pytester.runpytest("-p", "no:cacheprovider", "--pyargs", "conformance", "--fixtures-dir", str(gallery),
+                           "--impl", "numpy-reference", "--impl", "report_impls:scaled", *extra,
+                           f"--conformance-json={results / env / 'summary.json'}")
+    return gallery, results
+
+
+def _record(results, env, impl, fixture):
+    cases = json.loads((results / env / "summary.json").read_text())["cases"]
+    return next(c for c in cases if c["impl"] == impl and c["fixture"] == fixture)
+
+
+def test_matrix_cells_follow_the_recorded_outcomes(matrix_inputs):
+    gallery, results = matrix_inputs
+    summaries = report.load_results(results)
+    assert sorted(summaries) == ["env-a", "env-b"]
+    matrix = report.build(summaries)
+
+    # the reference passed everywhere: folded into one line, not a column
+    assert matrix.folded == {"numpy-reference": 2}
+    assert [(c.env, c.impl) for c in matrix.columns] == [
+        ("env-a", "report_impls:scaled"), ("env-b", "report_impls:crashes"), ("env-b", "report_impls:scaled")]
+    assert matrix.fixtures == sorted(FIXTURES)
+
+    # a failure carries the max error the suite measured, which is what 1 % too large gives
+    basic = list_fixtures(gallery).fixtures[0]
+    assert basic.id == "lstm-basic"
+    ref = reference_run(basic)
+    want = max(float(np.abs(ref[k] * 1.01 - basic.expected[k]).max()) for k in basic.expected)
+    cell = matrix.cell("lstm-basic", "env-b", "report_impls:scaled")
+    assert cell.status == "failed" and cell.max_abs_error == pytest.approx(want, rel=1e-3)
+    assert cell.max_abs_error == _record(results, "env-b", "report_impls:scaled", "lstm-basic")["max_abs_error"]
+
+    # the ledger's xfail in env-a, the same case a failure in env-b (no ledger there)
+    xfail = matrix.cell("lstm-return-sequences", "env-a", "report_impls:scaled")
+    assert xfail.status == "xfailed" and xfail.message == f"{REASON} ({LINK})"
+    assert matrix.cell("lstm-return-sequences", "env-b", "report_impls:scaled").status == "failed"
+
+    # Unsupported is a skip with its reason; a crash is a failure without a max error
+    skip = matrix.cell("lstm-mask-trailing", "env-a", "report_impls:scaled")
+    assert skip.status == "skipped" and "masking is not implemented in report_impls.scaled" in skip.message
+    crash = matrix.cell("lstm-basic", "env-b", "report_impls:crashes")
+    assert crash.status == "failed" and crash.max_abs_error is None
+    assert "report_impls.crashes always crashes" in crash.message
+    # env-a never ran the crashing implementation
+    assert matrix.cell("lstm-basic", "env-a", "report_impls:crashes").status == "missing"
+    assert matrix.totals(matrix.columns[0]) == {"passed": 0, "failed": 1, "xfailed": 1, "skipped": 1, "error": 0}
+
+
+def test_markdown_and_html_render_every_cell(matrix_inputs, tmp_path):
+    _, results = matrix_inputs
+    md_path, html_path = tmp_path / "matrix.md", tmp_path / "matrix.html"
+    assert report.main([str(results), "--md", str(md_path), "--html", str(html_path)]) == 0
+    markdown, page = md_path.read_text(), html_path.read_text()
+    summaries = report.load_results(results)
+    matrix = report.build(summaries)
+
+    rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")[2:-1]]
+            for line in markdown.splitlines() if line.startswith("| `")}
+    assert sorted(rows) == sorted(FIXTURES)
+    err = matrix.cell("lstm-basic", "env-b", "report_impls:scaled").max_abs_error
+    fail_note = matrix.note_number(matrix.cell("lstm-basic", "env-b", "report_impls:scaled"))
+    assert rows["lstm-basic"][2] == f"FAIL {err:.2g} [{fail_note}]"
+    assert "does not match Keras" in matrix.notes[fail_note - 1]
+    xfail_note = matrix.notes.index(f"{REASON} ({LINK})") + 1
+    assert rows["lstm-return-sequences"][0] == f"xfail [{xfail_note}]"
+    assert f"{xfail_note}. {REASON} ([link]({LINK}))" in markdown
+    skip_cell = rows["lstm-mask-trailing"][0]
+    number = int(re.fullmatch(r"skip \[(\d+)\]", skip_cell).group(1))
+    assert "masking is not implemented" in matrix.notes[number - 1]
+    assert "`numpy-reference` passed every fixture in all 2 envs" in markdown
+
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert "<script" not in page and "<link" not in page and "src=" not in page  # self-contained
+    assert f'<li id="note-{xfail_note}">{html.escape(REASON)} (<a href="{LINK}">{LINK}</a>)</li>' in page
+    # every fixture has a non-pass cell here, so each row is in both tables: "not passing everywhere" and "all"
+    assert matrix.differing() == matrix.fixtures
+    assert page.count('<td class="failed"') == 2 * sum(
+        matrix.cell(f, c.env, c.impl).status == "failed" for f in matrix.fixtures for c in matrix.columns)
+
+
+def test_function_form_and_stdout(matrix_inputs, capsys):
+    _, results = matrix_inputs
+    assert report.main(results) == 0  # main(results_dir, out_md=None, out_html=None): Markdown to stdout
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("# lstm-conformance matrix") and "| `lstm-basic` |" in markdown
+
+
+def test_missing_or_bad_results_are_clear_errors(tmp_path, capsys):
+    assert report.main([str(tmp_path / "nope")]) == 2
+    assert "results folder" in capsys.readouterr().err
+    with pytest.raises(report.ReportError, match="does not exist"):
+        report.load_results(tmp_path / "nope")
+    with pytest.raises(report.ReportError, match="no .*summary.json found"):
+        report.load_results(tmp_path)
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "summary.json").write_text("{not json")
+    with pytest.raises(report.ReportError, match=r"env/summary.json: not a readable JSON summary"):
+        report.load_results(tmp_path)
