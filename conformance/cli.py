@@ -1,0 +1,491 @@
+"""The ``lstm-conformance`` command: list, show, explain, verify and run fixtures without pytest or TensorFlow.
+
+Each subcommand is a thin layer over the package (loader, reference, suite);
+output is plain text that also pastes into GitHub Markdown (fenced blocks).
+Exit status: 0 fine, 1 something failed (a fixture, an implementation), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import FixtureError
+from .fixtures import SAFE_ID, Fixture, gallery_dir, list_fixtures, load_fixture, resolve_citation, short_digest
+from .gallery import fence, fmt, shape_text, trace_keys
+
+ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
+ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
+
+
+class UsageError(Exception):
+    """Bad input from the command line (unknown fixture, wrong digest, missing folder): exit 2."""
+
+
+def fixtures_dir(args) -> Path:
+    chosen = args.fixtures_dir or os.environ.get(ENV_FIXTURES)
+    return Path(chosen) if chosen else gallery_dir()
+
+
+def load_listing(args):
+    try:
+        return list_fixtures(fixtures_dir(args))
+    except FixtureError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def find(args) -> Fixture:
+    """The fixture cited as ``ID`` or ``ID@sha256:prefix``, with its arrays loaded (verified).
+
+    Only the cited folder is read (a full listing parses every YAML); the digest is checked as in a listing.
+    """
+    root = fixtures_dir(args)
+    if not root.is_dir():
+        raise UsageError(f"{root}: fixtures folder does not exist")
+    fid = args.citation.partition("@")[0]
+    folder = root / fid
+    if not SAFE_ID.match(fid) or not folder.is_dir():
+        raise UsageError(f"{fid}: no fixture with this id (in {root})")
+    try:
+        fixture = resolve_citation([load_fixture(folder)], args.citation)
+        fixture.arrays
+    except FixtureError as exc:
+        raise UsageError(str(exc)) from None
+    return fixture
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+def _list_shapes(fixture: Fixture) -> tuple[str, str]:
+    """x's shape and the first output's, with a count of the rest (the table stays one screen wide)."""
+    spec, outs = fixture.meta["arrays"], [n for n in fixture.meta["outputs"] if n in fixture.meta["arrays"]]
+    first = f"{outs[0]} {shape_text(spec[outs[0]]['shape'])}" if outs else "-"
+    return shape_text(spec["x"]["shape"]), first + (f" +{len(outs) - 1}" if len(outs) > 1 else "")
+
+
+def cmd_list(args) -> int:
+    listing = load_listing(args)
+    chosen = [f for f in listing.fixtures
+              if (not args.id or any(fnmatch.fnmatchcase(f.id, p) for p in args.id))
+              and set(args.tag) <= set(f.tags)
+              and (not args.layer or f.layer.lower() == args.layer.lower())]
+    rows = [(f.id, f.layer, *_list_shapes(f), short_digest(f.digest), ", ".join(f.tags)) for f in chosen]
+    header = ("id", "layer", "x", "output", "digest", "tags")
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"({len(rows)} of {len(listing.fixtures)} fixtures in {listing.root})")
+    for error in listing.errors:
+        print(f"ERROR {error}", file=sys.stderr)
+    return 1 if listing.errors else 0
+
+
+# -- show -----------------------------------------------------------------------------------------
+
+def cmd_show(args) -> int:
+    from .gallery import fixture_markdown
+    print(fixture_markdown(find(args)))
+    return 0
+
+
+# -- explain --------------------------------------------------------------------------------------
+
+def _pre_activations(layer, w, x, h):
+    """Per gate: (label, pre-activation recomputed from the sliced weights, trace name of its value)."""
+    if layer == "LSTM":
+        return [(f"pre {g}", x @ w["kernel"][g] + h @ w["recurrent_kernel"][g] + w["bias"][g],
+                 "c_tilde" if g == "c" else g) for g in w["kernel"]]
+    if layer == "GRU":  # the candidate hh needs r; the caller adds it
+        b_in, b_rec = w["bias"]["input"], w["bias"]["recurrent"]
+        return [(f"pre {g}", x @ w["kernel"][g] + b_in[g] + h @ w["recurrent_kernel"][g] + b_rec[g], g)
+                for g in ("z", "r")]
+    return [("pre h", x @ w["kernel"]["h"] + h @ w["recurrent_kernel"]["h"] + w["bias"]["h"], "h")]
+
+
+def _gru_candidate(config, w, x, h, r):
+    b_in, b_rec = w["bias"]["input"], w["bias"]["recurrent"]
+    if config.get("reset_after", True):
+        return x @ w["kernel"]["h"] + b_in["h"] + r * (h @ w["recurrent_kernel"]["h"] + b_rec["h"])
+    return x @ w["kernel"]["h"] + b_in["h"] + (r * h) @ w["recurrent_kernel"]["h"]
+
+
+CELL_TEXT = {
+    "LSTM": ["pre_g = x_t @ kernel[:, g] + h_prev @ recurrent_kernel[:, g] + bias[g]   for each gate g",
+             "i, f, o = recurrent_activation(pre_i), recurrent_activation(pre_f), recurrent_activation(pre_o)",
+             "c_tilde = activation(pre_c)",
+             "c = f * c_prev + i * c_tilde;   h = o * activation(c)"],
+    "GRU": ["pre_z = x_t @ kernel[:, z] + b_in[z] + h_prev @ recurrent_kernel[:, z] + b_rec[z]   (same for r)",
+            "z, r = recurrent_activation(pre_z), recurrent_activation(pre_r)",
+            "{hh}",
+            "hh = activation(pre_hh);   h = z * h_prev + (1 - z) * hh"],
+    "SimpleRNN": ["pre_h = x_t @ kernel + h_prev @ recurrent_kernel + bias", "h = activation(pre_h)"],
+}
+GRU_HH = {True: "pre_hh = x_t @ kernel[:, h] + b_in[h] + r * (h_prev @ recurrent_kernel[:, h] + b_rec[h])   (reset_after=True)",
+          False: "pre_hh = x_t @ kernel[:, h] + bias[h] + (r * h_prev) @ recurrent_kernel[:, h]   (reset_after=False)"}
+
+
+def _row(label: str, value, width: int) -> str:
+    """``  label  [values]`` with continuation lines of a 2-D array aligned under the first."""
+    pad = " " * (width + 3)
+    first, *rest = fmt(value).splitlines()
+    return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
+
+
+def _sub(mapping, prefix: str) -> dict:
+    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
+
+
+def _parts(fixture: Fixture) -> list[dict]:
+    """The plain recurrent layers a fixture is made of, each with its own weights, gates and inputs.
+
+    A single layer is one part; Bidirectional is a forward and a go_backwards copy of the
+    wrapped layer (Keras sets zero_output_for_mask = return_sequences on both); Stacked is
+    one part per layer, each fed the previous layer's output sequence.
+    """
+    layer, config, inputs = fixture.layer, fixture.config, dict(fixture.inputs)
+    calls = fixture.meta.get("calls")
+    if calls and layer in CELL_TEXT:
+        from .reference import split_calls
+        resets = set(calls.get("reset_before", ()))
+        return [dict(prefix="", layer=layer, config=config, weights=fixture.weights, gates=fixture.gates,
+                     activations=fixture.activations, inputs=chunk, carry=k > 0 and k not in resets,
+                     note=f"Stateful, call {k} ({calls['steps'][k]} steps): "
+                          + ("starts from zeros" if k == 0 else "reset_state() before it: starts from zeros"
+                             if k in resets else "starts from the states the previous call ended with"))
+                for k, chunk in enumerate(split_calls(inputs, calls))]
+    if calls:
+        raise UsageError(f"explain is not supported for stateful {layer} fixtures ({fixture.id})")
+    if layer in CELL_TEXT:
+        return [dict(prefix="", layer=layer, config=config, weights=fixture.weights, gates=fixture.gates,
+                     activations=fixture.activations, inputs=inputs, note="")]
+    if layer == "Bidirectional":
+        inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+        inner["zero_output_for_mask"] = bool(inner.get("return_sequences", False))
+        shared = {k: v for k, v in inputs.items() if "/" not in k}
+        backwards = bool(inner.get("go_backwards", False))
+        return [dict(prefix=name, layer=config["wrapped"], config=dict(inner, go_backwards=back),
+                     weights=_sub(fixture.weights, name), gates=_sub(fixture.gates, name),
+                     activations=fixture.activations, inputs={**shared, **_sub(inputs, name)},
+                     note=(f"Bidirectional, {name} half: a {config['wrapped']} with go_backwards={back}"
+                           f" and zero_output_for_mask={inner['zero_output_for_mask']} (Keras sets it to"
+                           f" return_sequences); merge_mode={config.get('merge_mode', 'concat')}"
+                           + ("; the backward sequence is flipped back to time order before merging"
+                              if inner.get("return_sequences") else "")))
+                for name, back in (("forward", backwards), ("backward", not backwards))]
+    if layer == "Stacked":
+        parts = []
+        for k, sub in enumerate(config["layers"]):
+            prefix = f"layers/{k}"
+            parts.append(dict(prefix=prefix, layer=sub["layer"], config=sub["config"],
+                              weights=_sub(fixture.weights, prefix), gates=_sub(fixture.gates, prefix),
+                              activations=fixture.activations[prefix],
+                              inputs={**({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)},
+                              note=f"Stacked, layer {k}: a {sub['layer']}"
+                                   + (", fed the previous layer's output sequence (x_t below)" if k else "")))
+        return parts
+    raise UsageError(f"explain is not supported for layer {layer} ({fixture.id}); "
+                     f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate")
+
+
+def _walk(part: dict, batch: int) -> tuple[list[str], dict]:
+    """Every step of one plain layer for one batch row; returns the text and the reference's result (all rows)."""
+    from . import reference
+    from .gallery import _activations_text
+
+    layer, config, inputs = part["layer"], part["config"], part["inputs"]
+    if layer not in CELL_TEXT:
+        raise UsageError(f"explain is not supported for layer {layer}")
+    pfx = part["prefix"] + "/" if part["prefix"] else ""
+    result = reference.forward(layer, dict(config, return_sequences=True), part["weights"], part["gates"],
+                               part["activations"], inputs)
+    trace = result["trace"]
+    units = int(config["units"])
+    w = reference._weights(layer, config, part["weights"], part["gates"], units)
+    state_names = ("h", "c") if layer == "LSTM" else ("h",)
+    backwards = bool(config.get("go_backwards", False))
+    x = np.asarray(inputs["x"], np.float64)
+    steps = x.shape[1]
+    mask = inputs.get("mask")
+    zero_masked = bool(config.get("zero_output_for_mask", False))
+
+    body = [*([part["note"], ""] if part["note"] else []),
+            "Which columns are which gate (the fixture's `gates`: [start:stop] of the last axis):"]
+    width = max(len(pfx + name) for name in part["weights"])
+    for name, weight in part["weights"].items():
+        ranges = "  ".join(f"{g} [{a}:{b}]" for g, (a, b) in part["gates"].get(name, {}).items())
+        body.append(f"  {pfx + name:{width}}  {shape_text(weight.shape):6} {ranges}")
+    if not config.get("use_bias", True):
+        body.append("  (use_bias=False: every bias term below is zero)")
+    cell = [line.replace("{hh}", GRU_HH[bool(config.get("reset_after", True))]) for line in CELL_TEXT[layer]]
+    body += ["", f"The {layer} cell as Keras computes it:", *(f"  {line}" for line in cell),
+             *(f"  {line.replace('`', '')}" for line in _activations_text(part["activations"]))]
+    order = list(range(steps - 1, -1, -1)) if backwards else list(range(steps))
+    body += ["", "Processing order: input steps " + ", ".join(map(str, order))
+             + (" (go_backwards: the returned sequence stays in this order)" if backwards else "")]
+    previous = {}
+    for n in state_names:
+        given = inputs.get(f"initial_state_{n}")
+        previous[n] = np.zeros(units) if given is None else np.asarray(given[batch], np.float64)
+        body.append(f"initial {n}0 = " + ("zeros" if given is None else fmt(previous[n])))
+    if mask is not None:
+        body.append(f"mask row {batch} (input order) = {fmt(mask[batch])}")
+    skipped = ("mask 0: skipped (gate values are computed but discarded, the states are held, the output "
+               + ("is zeros: zero_output_for_mask)" if zero_masked else
+                  "repeats the previous output, zeros before the first computed step)"))
+    for k, t in enumerate(order):
+        computed = mask is None or bool(mask[batch, t])
+        note = "" if mask is None else (", mask 1: computed" if computed else ", " + skipped)
+        body += ["", f"step {k} = input step {t}{note}"]
+        xt, h_prev = x[batch, t], previous["h"]
+        rows = [("x_t", xt)] + [(f"{n}_prev", previous[n]) for n in state_names]
+        for label, value, tname in _pre_activations(layer, w, xt, h_prev):
+            rows += [(label, value), (tname, trace[tname][batch, k])]
+        if layer == "GRU":
+            rows += [("pre hh", _gru_candidate(config, w, xt, h_prev, trace["r"][batch, k])),
+                     ("hh", trace["hh"][batch, k])]
+        shown = {r[0] for r in rows}
+        rows += [(n, trace[n][batch, k]) for n in trace_keys(trace) if n not in shown]
+        rows.append(("output", result["output"][batch, k]))
+        body += [_row(label, value, 9) for label, value in rows]
+        previous = {n: trace[n][batch, k] for n in state_names}
+    return body, result
+
+
+def explain_text(fixture: Fixture, batch: int = 0) -> str:
+    """The seed question answered for one fixture: gate columns, then every step of one batch row."""
+    from . import reference
+
+    n_batch = fixture.inputs["x"].shape[0]
+    if not 0 <= batch < n_batch:
+        raise UsageError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
+    body, last = [], None
+    for part in _parts(fixture):
+        if fixture.layer == "Stacked":
+            part["inputs"]["x"] = fixture.inputs["x"] if last is None else last["output"]
+        if part.get("carry"):
+            part["inputs"].update({f"initial_state_{k[len('state_'):]}": v for k, v in last.items()
+                                   if k.startswith("state_")})
+        lines, last = _walk(part, batch)
+        body += [*(["", "-" * 40] if body else []), *lines]
+    whole = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
+                              fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
+    body += ["", f"Outputs for batch row {batch}: the fixture's expected values (Keras) vs the numpy reference"]
+    width = max(len(f"{name} reference") for name in fixture.expected)
+    for name, want in fixture.expected.items():
+        got = whole[name][batch]
+        diff = float(np.abs(got - want[batch]).max())
+        body += [_row(f"{name} expected", want[batch], width), _row(f"{name} reference", got, width),
+                 f"  {name} max abs diff {diff:.3g} (atol {fixture.tolerance['atol']:g})"]
+    stored, trace = fixture.trace, whole["trace"]
+    common = [k for k in stored if k in trace]
+    if common:
+        worst = max(float(np.abs(trace[k] - stored[k]).max()) for k in common)
+        body.append(f"The reference's trace agrees with the fixture's stored trace to max abs diff {worst:.3g}.")
+    head = [f"## `{fixture.citation}` explained ({fixture.layer}, batch row {batch})", "",
+            fixture.description.strip(), ""]
+    return "\n".join([*head, *fence(body), ""])
+
+
+def cmd_explain(args) -> int:
+    print(explain_text(find(args), args.batch))
+    return 0
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+def cmd_verify(args) -> int:
+    """Every fixture against its digests: the YAML digest at listing, every array's sha256 at load."""
+    listing = load_listing(args)
+    problems = [str(e) for e in listing.errors]
+    for error in listing.errors:
+        print(f"FAILED {error}")
+    for fixture in listing.fixtures:
+        try:
+            n = len(fixture.arrays)
+        except FixtureError as exc:
+            problems.append(str(exc))
+            print(f"FAILED {fixture.id}: {exc}")
+            continue
+        print(f"OK     {fixture.citation} ({n} arrays)")
+    total = len(listing.fixtures) + len(listing.errors)
+    print(f"{total - len(problems)} of {total} fixtures verified in {listing.root}; set {listing.set_digest}")
+    return 1 if problems else 0
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+def _diagnose():
+    try:
+        from .mistakes import diagnose
+    except ImportError:
+        return None
+    return diagnose
+
+
+def cmd_run(args) -> int:
+    from . import registry
+    from .fixtures import select
+    from .suite import DEFAULT_TIMEOUT_S, Case, judge
+
+    root = fixtures_dir(args)
+    listing = load_listing(args)
+    chosen = select(listing.fixtures, args.fixture_id, args.tag)
+    if not chosen and not listing.errors:
+        raise UsageError(f"no fixtures to run in {root} (empty folder, or no id/tag matched)")
+    impls = registry.select(args.impl)
+    if not impls:
+        raise UsageError("no implementation registered; name one with --impl (a name, module:attr or cmd:COMMAND)")
+    timeout = args.timeout or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
+    diagnose = _diagnose()
+    print(f"lstm-conformance {__version__}: {len(chosen)} fixtures from {root} ({len(listing.errors)} broken), "
+          f"implementations: {', '.join(i.name for i in impls)}; per-fixture timeout {timeout:g} s")
+    started = time.perf_counter()
+    records, counts, reasons = [], defaultdict(Counter), defaultdict(Counter)
+    for impl in impls:
+        for item in [*chosen, *listing.errors]:
+            case = Case(impl, item, root)
+            verdict = judge(case, timeout, diagnose=diagnose)
+            counts[impl.name][verdict.status] += 1
+            if verdict.status == "skipped":
+                reasons[impl.name][verdict.message.split(": ", 1)[-1]] += 1
+            if verdict.status in ("failed", "error"):
+                print(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}")
+            records.append({"impl": impl.name, "fixture": case.fixture_name,
+                            "digest": getattr(item, "digest", None), "status": verdict.status,
+                            "max_abs_error": verdict.max_abs_error, "mismatched": verdict.mismatched,
+                            "message": verdict.message.splitlines()[0] if verdict.message else ""})
+    elapsed = time.perf_counter() - started
+    print(f"\n{'implementation':24} {'passed':>7} {'failed':>7} {'error':>7} {'skipped':>8}")
+    for impl in impls:
+        c = counts[impl.name]
+        print(f"{impl.name:24} {c['passed']:7} {c['failed']:7} {c['error']:7} {c['skipped']:8}")
+        for reason, n in reasons[impl.name].most_common():
+            print(f"    skipped {n}x: {reason}")
+    print(f"{len(records)} cases in {elapsed:.2f} s")
+    if args.json:
+        summary = {"lstm_conformance": __version__, "fixtures_dir": str(root), "fixture_set": listing.set_digest,
+                   "implementations": {i.name: i.info() for i in impls},
+                   "env": {k: os.environ[k] for k in (registry.ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT) if k in os.environ},
+                   "cases": records}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        print(f"JSON summary written to {args.json}")
+    bad = sum(c["failed"] + c["error"] for c in counts.values())
+    return 1 if bad else 0
+
+
+# -- export, report, gallery ----------------------------------------------------------------------
+
+def cmd_export(args) -> int:
+    from .export import export_json  # another module's concern; imported only when asked for
+    listing = load_listing(args)
+    for error in listing.errors:
+        print(f"ERROR {error}", file=sys.stderr)
+    written = export_json(listing.fixtures, Path(args.out_dir))
+    print(f"exported {len(written)} fixtures as {args.format} to {args.out_dir}")
+    return 1 if listing.errors else 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+    argv = [args.results_dir] + (["--md", args.md] if args.md else []) + (["--html", args.html] if args.html else [])
+    if not hasattr(report, "main"):
+        raise UsageError("conformance.report has no main(argv); cannot build the report from the command line")
+    return int(report.main(argv) or 0)
+
+
+def cmd_gallery(args) -> int:
+    from .gallery import render
+    listing = load_listing(args)
+    summary = render(listing.fixtures, Path(args.out_dir), plots=not args.no_plots, max_bytes=args.max_bytes,
+                     errors=listing.errors)
+    print(f"gallery: {summary['fixtures']} pages, {summary['plots']} plots ({summary['png_bytes'] / 1e3:.0f} kB), "
+          f"{summary['total_bytes'] / 1e3:.0f} kB in {args.out_dir}")
+    if summary["note"]:
+        print(summary["note"])
+    for error in listing.errors:
+        print(f"ERROR {error}", file=sys.stderr)
+    return 1 if listing.errors else 0
+
+
+# -- argument parsing -----------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--fixtures-dir", metavar="DIR", default=None,
+                        help=f"folder of fixtures (default ${ENV_FIXTURES} or the shipped gallery)")
+    top = argparse.ArgumentParser(prog="lstm-conformance", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"lstm-conformance {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", parents=[common], help="table of fixtures (id, layer, shapes, tags, digest)")
+    p.add_argument("--tag", action="append", default=[], help="only fixtures with this tag (repeatable: all must match)")
+    p.add_argument("--layer", help="only fixtures of this layer (LSTM, GRU, SimpleRNN, ...)")
+    p.add_argument("--id", action="append", default=[], metavar="GLOB", help="only ids matching this glob (repeatable)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[common], help="a Markdown snippet of one fixture for a bug report")
+    p.add_argument("citation", metavar="ID[@sha256:PREFIX]")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("explain", parents=[common], help="step by step: gate columns, gate values, c and h")
+    p.add_argument("citation", metavar="ID[@sha256:PREFIX]")
+    p.add_argument("--batch", type=int, default=0, metavar="N", help="batch row to walk through (default 0)")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("verify", parents=[common], help="check every fixture against its digests")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("run", parents=[common], help="run the suite without pytest and print a summary table")
+    p.add_argument("--impl", action="append", default=[], metavar="NAME",
+                   help="registered name, module:attr or cmd:COMMAND (repeatable; default: all registered)")
+    p.add_argument("--fixture-id", action="append", default=[], metavar="GLOB", help="only ids matching this glob")
+    p.add_argument("--tag", action="append", default=[], help="only fixtures with this tag (repeatable)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help=f"per-fixture timeout in seconds (default ${ENV_TIMEOUT} or 60)")
+    p.add_argument("--json", metavar="PATH", help="write a JSON summary (same shape as --conformance-json)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", parents=[common], help="write every fixture as plain JSON for non-Python ports")
+    p.add_argument("--format", choices=["json"], default="json")
+    p.add_argument("out_dir", metavar="DIR")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="build the version-matrix report from JSON results")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--md", metavar="PATH")
+    p.add_argument("--html", metavar="PATH")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("gallery", parents=[common], help="render the browsable gallery (Markdown index and pages)")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--no-plots", action="store_true", help="skip the trace plots (needs matplotlib otherwise)")
+    p.add_argument("--max-bytes", type=int, default=1_500_000,
+                   help="drop the plots if the gallery would be larger than this (default 1.5 MB)")
+    p.set_defaults(func=cmd_gallery)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"lstm-conformance {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `lstm-conformance list | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
