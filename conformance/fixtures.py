@@ -28,6 +28,9 @@ YAML_NAME = "fixture.yaml"
 ARRAYS_NAME = "arrays.npz"
 SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 MAX_YAML_BYTES = 1 << 20
+NPY_MAGIC = b"\x93NUMPY"
+NPY_HEADER_LIMIT = 1 << 16  # bytes allowed in an .npy member beyond its data (numpy's headers are < 10 kB)
+MAX_YAML_DEPTH = 32  # a fixture nests 5 levels; the limit keeps PyYAML's pure-Python parser fast
 # yaml.safe_load's loader, with libyaml's parser when PyYAML has it (ten times faster at listing).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REQUIRED_FIELDS = ("format_version", "id", "description", "layer", "config", "activations",
@@ -162,57 +165,123 @@ def _check_meta(meta, where: Path) -> dict:
     if missing:
         raise FixtureError(where, f"missing required field(s): {', '.join(missing)}")
     fid = meta["id"]
-    if not isinstance(fid, str) or not SAFE_ID.match(fid):
+    if not isinstance(fid, str) or not SAFE_ID.fullmatch(fid):  # fullmatch: `$` would allow a final newline
         raise FixtureError(where, f"id {fid!r} is not a safe folder name (allowed: {SAFE_ID.pattern})")
     if fid != where.parent.name:
         raise FixtureError(where, f"id {fid!r} does not match its folder name {where.parent.name!r}")
     if not isinstance(meta["arrays"], dict) or not all(isinstance(v, dict) for v in meta["arrays"].values()):
         raise FixtureError(where, "field 'arrays' must map array names to {shape, dtype, sha256}")
-    actual = compute_digest(meta)
+    try:
+        actual = compute_digest(meta)
+    except (TypeError, ValueError) as exc:  # e.g. a `true:` or `1:` key, a YAML date: not JSON data
+        raise FixtureError(where, f"not plain JSON data (string keys, no dates or other YAML types): {exc}") from None
     if meta["digest"] != actual:
         raise FixtureError(where, f"digest mismatch: the file says {meta['digest']}, its content hashes to {actual}"
                                   " (the fixture was edited after generation)")
     return meta
 
 
+def _scan_events(raw: bytes, where: Path) -> None:
+    """Refuse aliases (YAML bombs) and deep nesting before anything is built.
+
+    PyYAML's pure-Python parser slows down sharply with flow nesting (seconds for a
+    thousand ``[``, hours for the depth 1 MiB allows), so the scan stops at the first
+    level too deep; libyaml stops at depth 1000 on its own and stays fast.
+    """
+    depth = 0
+    for event in yaml.parse(raw, Loader=SAFE_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise FixtureError(where, "YAML aliases are not allowed in fixture.yaml (they allow YAML bombs)")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise FixtureError(where, f"YAML nests deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _depth(value) -> int:
+    """Nesting depth of lists and mappings, without recursion (stops counting past the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_YAML_DEPTH:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def read_meta(folder: Path) -> dict:
     """Parse and validate ``fixture.yaml`` of one fixture folder, with safe YAML only."""
     folder = Path(folder)
     where = folder / YAML_NAME
-    if where.is_symlink() or not where.is_file():
+    if where.is_symlink():
+        raise FixtureError(where, "fixture.yaml is a symbolic link; refused (a fixture's files must be regular files)")
+    if not where.is_file():
         raise FixtureError(where, "no fixture.yaml (or it is not a regular file)")
     raw = where.read_bytes()
     if len(raw) > MAX_YAML_BYTES:
         raise FixtureError(where, f"fixture.yaml is {len(raw)} bytes, over the {MAX_YAML_BYTES}-byte limit")
     try:
-        if b"*" in raw and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=SAFE_LOADER)):
-            raise FixtureError(where, "YAML aliases are not allowed in fixture.yaml (they allow YAML bombs)")
+        if b"*" in raw or SAFE_LOADER is yaml.SafeLoader:
+            _scan_events(raw, where)
         meta = yaml.load(raw, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader: SafeConstructor, libyaml parser
-    except yaml.YAMLError as exc:
-        raise FixtureError(where, f"not valid safe YAML: {exc}".splitlines()[0]) from None
+    except yaml.YAMLError as exc:  # one line, but with the reason and position (libyaml splits them)
+        raise FixtureError(where, "not valid safe YAML: " + " ".join(str(exc).split())) from None
     except RecursionError:
         raise FixtureError(where, "YAML nests too deeply") from None
+    if _depth(meta) > MAX_YAML_DEPTH:  # libyaml allows 1000 levels: too deep for json, jsonschema, deepcopy
+        raise FixtureError(where, f"YAML nests deeper than {MAX_YAML_DEPTH} levels")
     return _check_meta(meta, where)
+
+
+def _npy_size_limit(spec) -> int:
+    """The most bytes an ``.npy`` member may inflate to: its data per fixture.yaml plus a header."""
+    try:
+        return int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize + NPY_HEADER_LIMIT
+    except Exception:  # noqa: BLE001 - a malformed spec: only a header's worth, and the checks below say why
+        return NPY_HEADER_LIMIT
 
 
 def load_arrays(folder: Path, meta: Mapping) -> dict[str, np.ndarray]:
     """Load ``arrays.npz`` and check every array against the YAML's shape, dtype and sha256."""
     where = Path(folder) / ARRAYS_NAME
-    if where.is_symlink() or not where.is_file():
+    if where.is_symlink():
+        raise FixtureError(where, f"fixture {meta['id']!r}: arrays.npz is a symbolic link; refused "
+                                  "(a fixture's files must be regular files)")
+    if not where.is_file():
         raise FixtureError(where, f"fixture {meta['id']!r}: arrays.npz is missing (or not a regular file)")
     try:
         with zipfile.ZipFile(where) as archive:
-            members = {name[:-4]: archive.read(name) for name in archive.namelist() if name.endswith(".npy")}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise FixtureError(where, f"fixture {meta['id']!r}: not a readable npz archive ({exc})") from None
+            infos = {i.filename[:-4]: i for i in archive.infolist() if i.filename.endswith(".npy")}
+            members = {}
+            for name in meta["arrays"]:
+                if name in infos:  # a bounded read: a zip bomb is never inflated past what the YAML allows
+                    limit = _npy_size_limit(meta["arrays"][name])
+                    with archive.open(infos[name]) as stream:
+                        members[name] = stream.read(limit + 1)
+                    if len(members[name]) > limit:
+                        raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} inflates to more than "
+                                                  f"{limit} bytes, more than its shape and dtype in fixture.yaml "
+                                                  "need (a zip bomb?); refused")
+    except FixtureError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, bz2 and lzma raise many kinds for a corrupt archive
+        raise FixtureError(where, f"fixture {meta['id']!r}: not a readable npz archive "
+                                  f"({type(exc).__name__}: {exc})") from None
     arrays = {}
     for name, spec in meta["arrays"].items():
         if name not in members:
             raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in fixture.yaml is missing")
+        if not members[name].startswith(NPY_MAGIC):  # else np.load would take it for a pickle
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt (not .npy data)")
         try:
             array = np.load(io.BytesIO(members[name]), allow_pickle=False)
         except ValueError as exc:
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} cannot be loaded safely ({exc})") from None
+            if "allow_pickle" in str(exc):
+                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is an object (pickled) array;"
+                                          " refused, never unpickled") from None
+            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
         except Exception as exc:  # corrupt header or data: numpy raises several kinds
             raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
         if list(array.shape) != list(spec.get("shape", [])):
@@ -227,7 +296,7 @@ def load_arrays(folder: Path, meta: Mapping) -> dict[str, np.ndarray]:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} contains NaN or Inf")
         arrays[name] = _readonly(array)
-    extra = sorted(set(members) - set(meta["arrays"]))
+    extra = sorted(set(infos) - set(meta["arrays"]))
     if extra:
         raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in fixture.yaml: {', '.join(extra)}")
     return arrays

@@ -91,7 +91,15 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
     except Unsupported as exc:
         return Verdict("skipped", f"{impl.name}: {exc}")
-    reason = not_applicable(fixture.meta, keras_version, backend)
+    except Exception as exc:  # noqa: BLE001 - e.g. a plug-in whose keras_version() raises
+        return Verdict("error", f"{fixture.id}: implementation {impl.name!r} ({impl.value}) could not be "
+                                f"prepared: {type(exc).__name__}: {exc}")
+    try:
+        reason = not_applicable(fixture.meta, keras_version, backend)
+    except Exception as exc:  # noqa: BLE001 - e.g. a plug-in declaring keras_version "banana"
+        return Verdict("error", f"{fixture.id}: cannot decide applies_to {fixture.meta.get('applies_to')!r} for "
+                                f"implementation {impl.name!r} (keras_version {keras_version!r}, backend "
+                                f"{backend!r}): {type(exc).__name__}: {exc}")
     if reason:
         return Verdict("skipped", f"{fixture.id}: {reason}")
     version = getattr(run, "version", None) or impl.version
@@ -99,9 +107,13 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         result = call_with_timeout(run, fixture.isolated(), timeout)
     except Unsupported as exc:
         return Verdict("skipped", f"{impl.name}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - the plug-in's failure, reported in its own case
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         detail = "".join(traceback.format_exception(exc)[-6:])
         return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} raised "
                                  f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
-    outcome = compare(fixture, result, impl.name, version, case.repro(), diagnose)
+    try:
+        outcome = compare(fixture, result, impl.name, version, case.repro(), diagnose)
+    except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
+        return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} returned output that "
+                                 f"could not be read: {type(exc).__name__}: {exc}\nrepro: {case.repro()}")
     return Verdict("passed" if outcome.ok else "failed", outcome.message, outcome.max_abs_error, outcome.mismatched)
