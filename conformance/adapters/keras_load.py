@@ -1,0 +1,278 @@
+"""The ``keras-load`` implementation: load the fixture's saved Keras model file and call it.
+
+The generator stores ``model.keras`` beside ``arrays.npz`` (the fixture's layer in a
+functional model whose outputs are the contract's: output and final states) and lists
+it in ``fixture.yaml`` as ``model_file: {name, sha256, inputs, outputs}``. This
+implementation checks the file's sha256, loads it with ``keras.saving.load_model(...,
+safe_mode=True)`` and calls the loaded model: the layer is never rebuilt from the YAML
+config, so "a model saved with Keras X loads and computes the same in Keras Y" is tested.
+
+The same ``contract_model`` builds what the ``tflite`` implementation converts.
+
+A ``.keras`` file as Keras writes it is not reproducible (zip timestamps, ``date_saved``,
+and ``shared_object_id`` values that are Python object ids); ``model_file_bytes``
+rewrites it canonically (sorted members, fixed timestamps, no ``date_saved``,
+``shared_object_id`` renumbered in order of appearance). The weights file (HDF5, written
+by Keras without object timestamps) is already byte-stable for a given h5py/HDF5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import FixtureError, Unsupported
+from .keras import LAYER_STATES, _numpy, _sub, _tensor, keras_module, keras_version, backend_name, ordered_weights
+
+MODEL_FILE = "model.keras"
+SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+# -- the contract model --------------------------------------------------------------------------
+
+def input_name(key: str) -> str:
+    """A contract input name as a Keras input name (Keras names cannot contain '/')."""
+    return key.replace("/", "__")
+
+
+def _split(result, n_outputs: int):
+    result = list(result) if isinstance(result, (list, tuple)) else [result]
+    return result[:n_outputs], result[n_outputs:]
+
+
+def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray],
+                   inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None, stateful: bool = False,
+                   twin: bool = True):
+    """A functional Keras model: the fixture's inputs in, the contract's outputs out.
+
+    Returns ``(model, input_keys, output_keys)`` with the keys in the model's own
+    input and output order. The configured layer computes ``output``; where it does
+    not return its states, a twin layer (same config with ``return_state=True``, same
+    weights) in the same model supplies the final states (``twin=False``: no twin, so the
+    states are outputs only where the config returns them). ``stateful``: time axis
+    left open and the layers built stateful, so chunks can be fed one call at a time.
+    """
+    keras = keras_module()
+    if layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+        raise Unsupported(f"no Keras model for layer {layer!r}")
+    if stateful and layer not in LAYER_STATES:
+        raise Unsupported(f"stateful {layer} fixtures have no model")
+    x_shape = np.shape(inputs["x"])
+    steps = None if stateful else x_shape[1]
+    symbolic: dict = {}
+
+    def make_input(key, shape, dtype="float32"):
+        symbolic[key] = keras.Input(shape=tuple(shape), batch_size=batch_size, dtype=dtype, name=input_name(key))
+        return symbolic[key]
+
+    x = make_input("x", (steps, x_shape[2]))
+    mask = make_input("mask", (steps,), "bool") if "mask" in inputs else None
+    for key in sorted(k for k in inputs if "initial_state_" in k):
+        make_input(key, np.shape(inputs[key])[1:])
+    outputs: dict = {}
+
+    def states_of(prefix, sub_layer):
+        keys = [f"{prefix}initial_state_{s}" for s in LAYER_STATES[sub_layer]]
+        return [symbolic[k] for k in keys] if any(k in symbolic for k in keys) else None
+
+    def recurrent(sub_layer, sub_config, sub_weights, source, name, prefix):
+        """The configured layer (and its twin) on ``source``; returns its output tensor."""
+        results = {}
+        configured = bool(sub_config.get("return_state", False))
+        for returns_state in sorted({configured, True} if twin else {configured}):
+            kwargs = {**sub_config, "return_state": returns_state, **({"stateful": True} if stateful else {})}
+            instance = getattr(keras.layers, sub_layer)(
+                **kwargs, name=name if returns_state == configured else f"{name}_final_state")
+            call = {"mask": mask} if mask is not None else {}
+            initial = states_of(prefix, sub_layer)
+            if initial is not None:
+                call["initial_state"] = initial
+            results[returns_state] = _split(instance(source, **call), 1)
+            instance.set_weights(ordered_weights(instance, sub_weights))
+        (out,), _ = results[configured]
+        _, states = results.get(True, (None, []))
+        outputs.update({f"{prefix}state_{s}": t for s, t in zip(LAYER_STATES[sub_layer], states)})
+        return out
+
+    if layer in LAYER_STATES:
+        outputs["output"] = recurrent(layer, config, weights, x, "rnn", "")
+    elif layer == "Stacked":
+        source = x
+        for k, sub in enumerate(config["layers"]):
+            source = recurrent(sub["layer"], sub["config"], _sub(weights, f"layers/{k}"), source, f"rnn_{k}",
+                               f"layers/{k}/")
+        outputs["output"] = source
+    else:
+        outputs.update(_bidirectional(keras, config, weights, x, mask, symbolic, twin))
+    keys = [k for k in symbolic]
+    out_keys = [k for k in outputs if k.endswith("output")] + [k for k in outputs if not k.endswith("output")]
+    model = keras.Model([symbolic[k] for k in keys], [outputs[k] for k in out_keys], name="fixture")
+    return model, keys, out_keys
+
+
+def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dict:
+    inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+    wrapped, merge_mode = config["wrapped"], config.get("merge_mode", "concat")
+    state_names = LAYER_STATES[wrapped]
+    n_out = 2 if merge_mode is None else 1
+    initial = [f"{half}/initial_state_{s}" for half in ("forward", "backward") for s in state_names]
+    results = {}
+    for returns_state in sorted({bool(inner.get("return_state", False)), True} if twin else
+                                {bool(inner.get("return_state", False))}):
+        configured = returns_state == bool(inner.get("return_state", False))
+        # explicit names: auto-names count layers made earlier in the process, and land in the file
+        sub = getattr(keras.layers, wrapped)(**{**inner, "return_state": returns_state},
+                                             name="rnn" if configured else "rnn_final_state")
+        bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode,
+                                          name="bidirectional" if configured else "bidirectional_final_state")
+        call = {"mask": mask} if mask is not None else {}
+        if any(k in symbolic for k in initial):
+            call["initial_state"] = [symbolic[k] for k in initial]
+        results[returns_state] = _split(bidi(x, **call), n_out)
+        for half, name in ((bidi.forward_layer, "forward"), (bidi.backward_layer, "backward")):
+            half.set_weights(ordered_weights(half, _sub(weights, name)))
+    outs, _ = results[bool(inner.get("return_state", False))]
+    _, states = results.get(True, (None, []))
+    named = {"output": outs[0]} if n_out == 1 else {"forward/output": outs[0], "backward/output": outs[1]}
+    for k, half in enumerate(("forward", "backward")):
+        for j, s in enumerate(state_names):
+            if states:
+                named[f"{half}/state_{s}"] = states[k * len(state_names) + j]
+    return named
+
+
+def returning_states(layer: str, config: Mapping) -> dict:
+    """The fixture config with ``return_state=True`` on every recurrent layer (outputs are unchanged by it)."""
+    if layer == "Stacked":
+        return {**config, "layers": [{**sub, "config": {**sub["config"], "return_state": True}} for sub in config["layers"]]}
+    return {**config, "return_state": True}
+
+
+def reset_states(model) -> None:
+    for layer in _walk(model):
+        if getattr(layer, "stateful", False):
+            (getattr(layer, "reset_state", None) or layer.reset_states)()
+
+
+def _walk(model):
+    for layer in model.layers:
+        yield layer
+        for attr in ("forward_layer", "backward_layer"):
+            if getattr(layer, attr, None) is not None:
+                yield getattr(layer, attr)
+
+
+# -- the model file ------------------------------------------------------------------------------
+
+def _renumber_shared_ids(node, numbers: dict):
+    """``shared_object_id`` values are ``id()`` of Python objects; renumber them 1, 2, ... in order of appearance."""
+    if isinstance(node, dict):
+        return {k: (numbers.setdefault(v, len(numbers) + 1) if k == "shared_object_id" else _renumber_shared_ids(v, numbers))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renumber_shared_ids(v, numbers) for v in node]
+    return node
+
+
+def model_file_bytes(model) -> bytes:
+    """The model saved as a ``.keras`` archive, rewritten so the same model always gives the same bytes."""
+    with tempfile.TemporaryDirectory(prefix="lstm-conformance-") as tmp:
+        path = Path(tmp) / MODEL_FILE
+        model.save(path)
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+    if "metadata.json" in members:
+        metadata = json.loads(members["metadata.json"])
+        metadata.pop("date_saved", None)
+        members["metadata.json"] = json.dumps(metadata, sort_keys=True).encode()
+    if "config.json" in members:
+        config = _renumber_shared_ids(json.loads(members["config.json"]), {})
+        members["config.json"] = json.dumps(config, sort_keys=True).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, members[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def model_file_entry(name: str, data: bytes, input_keys, output_keys) -> dict:
+    """The ``model_file`` field of ``fixture.yaml`` (covered by the fixture digest)."""
+    return {"name": name, "sha256": hashlib.sha256(data).hexdigest(),
+            "inputs": list(input_keys), "outputs": list(output_keys)}
+
+
+def read_model_file(fixture) -> tuple[dict, bytes]:
+    """The fixture's model file entry and bytes, sha256-checked; Unsupported when the fixture has none."""
+    entry = fixture.meta.get("model_file")
+    if not entry:
+        raise Unsupported(f"fixture {fixture.id!r} carries no saved model file")
+    name = entry.get("name", "")
+    if not isinstance(name, str) or not SAFE_FILE_NAME.match(name):
+        raise FixtureError(fixture.path / "fixture.yaml", f"model_file name {name!r} is not a plain file name")
+    where = Path(fixture.path) / name
+    if where.is_symlink() or not where.is_file():
+        raise FixtureError(where, f"fixture {fixture.id!r}: model file {name} is missing (or not a regular file)")
+    data = where.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise FixtureError(where, f"fixture {fixture.id!r}: model file {name} does not match its sha256 "
+                                  "(changed after generation)")
+    return entry, data
+
+
+def load_model(data: bytes, name: str = MODEL_FILE):
+    """Load ``.keras`` bytes with ``safe_mode=True``: no lambda or arbitrary code is deserialized."""
+    keras = keras_module()
+    with tempfile.TemporaryDirectory(prefix="lstm-conformance-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _call(model, input_keys, chunk: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    args = [_tensor(np.asarray(chunk[k], bool), "bool") if k == "mask" else _tensor(np.asarray(chunk[k], np.float32))
+            for k in input_keys]
+    result = model(args, training=False)
+    return [_numpy(t) for t in result] if isinstance(result, (list, tuple)) else [_numpy(result)]
+
+
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point ``keras-load``."""
+    entry, data = read_model_file(fixture)
+    try:
+        model = load_model(data, entry["name"])
+    except Exception as exc:  # noqa: BLE001 - a load failure is this implementation's failure, with its cause
+        raise RuntimeError(f"keras {keras_version()} could not load {entry['name']} "
+                           f"(saved with keras {fixture.meta.get('generated_by', {}).get('keras', '?')}): "
+                           f"{type(exc).__name__}: {exc}") from exc
+    input_keys, output_keys = list(entry["inputs"]), list(entry["outputs"])
+    calls = fixture.meta.get("calls")
+    if not calls:
+        return dict(zip(output_keys, _call(model, input_keys, fixture.inputs)))
+    from ..reference import split_calls  # pure numpy slicing, shared with the reference
+    result = {}
+    for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
+        if k in calls.get("reset_before", ()):
+            reset_states(model)
+        result.update({f"calls/{k}/{name}": v for name, v in zip(output_keys, _call(model, input_keys, chunk))})
+    return result
+
+
+def info() -> dict:
+    return {"keras": keras_version(), "backend": backend_name()}
+
+
+run.info = info
+run.keras_version = keras_version
+run.backend = backend_name

@@ -1,0 +1,226 @@
+"""The ``tflite`` implementation: TensorFlow's own TFLite converter and interpreter on the fixture's model.
+
+The fixture's layer becomes a functional Keras model with a fixed batch size
+(``keras_load.contract_model``: the fixture's inputs in, its outputs out; a second model
+with ``return_state=True`` gives the final states where the config does not return them),
+gets the fixture weights, is converted with ``tf.lite.TFLiteConverter.from_keras_model``
+(builtin ops only; ``SELECT_TF_OPS`` is enabled only when a builtin-only conversion
+fails, and the notes say so) and run with the TFLite interpreter (``tf.lite.Interpreter``,
+else ``ai_edge_litert``). This is the port embedded users deploy, so the ops the converter
+produced are recorded per fixture (``run.notes(id)``) and across the run (``run.info()``):
+a Keras 3 recurrent layer converts to a ``WHILE`` loop, a tf.keras 2 one may convert to
+the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM``; when that path changes, the matrix shows it.
+
+Stateful fixtures: the model is built stateful with an open time axis and converted with
+resource variables, so the interpreter itself carries the states from one invocation to
+the next. ``reset_before`` starts a fresh interpreter: ``Interpreter.reset_all_variables()``
+resets only variable tensors, not the resource variables (``VAR_HANDLE``) holding the states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import threading
+import time
+import warnings
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import Unsupported
+from .keras import keras_module, keras_version, backend_name
+from . import keras_load
+
+_NOTES: dict[str, str] = {}
+_OPS_SEEN: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def _tf():
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise Unsupported(f"TensorFlow is not installed ({exc}); the TFLite converter ships with it") from None
+    return tf
+
+
+def interpreter_class():
+    """``tf.lite.Interpreter`` where TensorFlow still has it (deprecated there since 2.20), else LiteRT's."""
+    tf = _tf()
+    cls = getattr(getattr(tf, "lite", None), "Interpreter", None)
+    if cls is not None:
+        return cls, "tf.lite"
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:
+        raise Unsupported(f"this TensorFlow has no tf.lite.Interpreter and ai_edge_litert is not installed ({exc})") from None
+    return Interpreter, "ai_edge_litert"
+
+
+def model_ops(flatbuffer: bytes) -> list[str]:
+    """Sorted names of every operator in the converted model, in every subgraph (WHILE bodies too)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    ops = set()
+    for k in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(k)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if names.get(builtin) == "CUSTOM":
+            ops.add(f"CUSTOM:{(code.CustomCode() or b'?').decode()}")
+        else:
+            ops.add(names.get(builtin, f"BUILTIN_{builtin}"))
+    return sorted(ops)
+
+
+def convert(model, stateful: bool = False) -> tuple[bytes, bool]:
+    """TFLite flatbuffer of a Keras model; (bytes, whether SELECT_TF_OPS had to be enabled)."""
+    tf = _tf()
+    errors = []
+    for select_tf_ops in (False, True):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if stateful:
+            converter.experimental_enable_resource_variables = True
+        if select_tf_ops:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # Keras's export prints its endpoints
+                return converter.convert(), select_tf_ops
+        except Exception as exc:  # noqa: BLE001 - the converter raises several kinds; both attempts are reported
+            errors.append(f"{'SELECT_TF_OPS' if select_tf_ops else 'builtins'}: {type(exc).__name__}: "
+                          + " ".join(str(exc).split())[:600])
+    raise RuntimeError("TFLiteConverter.from_keras_model failed: " + " | ".join(errors))
+
+
+def _feed(details: Mapping, chunk: Mapping[str, np.ndarray], input_keys) -> dict:
+    feed = {}
+    for key in input_keys:
+        name = keras_load.input_name(key)
+        if name not in details:
+            raise RuntimeError(f"the converted model has no input {name!r} (it has {sorted(details)})")
+        feed[name] = np.asarray(chunk[key], bool if key == "mask" else np.float32)
+    return feed
+
+
+def _outputs(result: Mapping[str, np.ndarray], output_keys, output_names) -> dict:
+    """Signature outputs in the Keras model's output order: ``output_0``, ``output_1``... (Keras 3
+    export), or the model's ``output_names`` (tf.keras 2)."""
+    if all(re.fullmatch(r"output_\d+", n) for n in result):
+        ordered = sorted(result, key=lambda n: int(n[len("output_"):]))
+    else:
+        ordered = list(output_names or ())
+    if sorted(ordered) != sorted(result) or len(ordered) != len(output_keys):
+        raise RuntimeError(f"the converted model returns outputs {sorted(result)}; expected {len(output_keys)} "
+                           f"({', '.join(output_keys)}) named output_0... or {list(output_names or ())}")
+    return {key: np.asarray(result[name]) for key, name in zip(output_keys, ordered)}
+
+
+def _runner(flatbuffer: bytes):
+    """The default signature of a new interpreter (its variables freshly initialized)."""
+    cls, _ = interpreter_class()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per fixture
+        interpreter = cls(model_content=flatbuffer, num_threads=1)
+    return interpreter.get_signature_runner()
+
+
+class Converted:
+    """One Keras model converted to TFLite, with what is needed to feed it and name its outputs."""
+
+    def __init__(self, fixture, config: Mapping, stateful: bool):
+        keras = keras_module()
+        batch = int(np.shape(fixture.inputs["x"])[0])
+        model, self.input_keys, self.output_keys = keras_load.contract_model(
+            fixture.layer, config, fixture.weights, fixture.inputs, batch_size=batch, stateful=stateful, twin=False)
+        self.output_names = list(getattr(model, "output_names", None) or ())
+        self.flatbuffer, self.select_tf_ops = convert(model, stateful=stateful)
+        self.ops = model_ops(self.flatbuffer)
+        del model
+        if hasattr(keras, "utils") and hasattr(keras.utils, "clear_session"):
+            keras.utils.clear_session()  # symbolic models pile up in the global graph otherwise
+        self.restart()
+
+    def restart(self) -> None:
+        """A fresh interpreter: ``Interpreter.reset_all_variables()`` resets variable tensors, not the
+        resource variables (``VAR_HANDLE``) that hold Keras 3 states (measured on TF 2.21)."""
+        self.runner = _runner(self.flatbuffer)
+
+    def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict:
+        feed = _feed(self.runner.get_input_details(), chunk, self.input_keys)
+        return _outputs(self.runner(**feed), self.output_keys, self.output_names)
+
+
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point ``tflite``.
+
+    The fixture's model is converted as configured; where it does not return its final
+    states, the same layers with ``return_state=True`` are converted as a second model
+    for them. (One model holding both tripped the converter on tf.keras 2: a fused
+    UNIDIRECTIONAL_SEQUENCE_LSTM beside a WHILE-loop LSTM gave wrong final states.)
+    """
+    _tf()
+    keras_module()
+    if fixture.layer not in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "Stacked"):
+        raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
+    if backend_name() != "tensorflow":
+        raise Unsupported(f"TFLiteConverter.from_keras_model needs the TensorFlow backend, not {backend_name()!r}")
+    calls = fixture.meta.get("calls")
+    started = time.perf_counter()
+    models = [Converted(fixture, fixture.config, bool(calls))]
+    with_states = keras_load.returning_states(fixture.layer, fixture.config)
+    if with_states != fixture.config:  # some layer does not return its final states
+        models.append(Converted(fixture, with_states, bool(calls)))
+    converted = time.perf_counter()
+    ops = sorted(set().union(*(m.ops for m in models)))
+    note = "ops " + ",".join(ops)
+    if any(m.select_tf_ops for m in models):
+        note += " (SELECT_TF_OPS enabled: builtins alone failed)"
+    with _LOCK:
+        _NOTES[fixture.id] = note
+        _OPS_SEEN.update(ops)
+
+    def outputs(chunk) -> dict:
+        result = {}
+        for model in models:  # the configured model first: its outputs win, the second adds the states
+            result.update({k: v for k, v in model(chunk).items() if k not in result})
+        return result
+
+    if not calls:
+        result = outputs(fixture.inputs)
+    else:
+        from ..reference import split_calls  # pure numpy slicing, shared with the reference
+        result = {}
+        for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
+            if k in calls.get("reset_before", ()):
+                for model in models:
+                    model.restart()
+                note += "" if "fresh interpreter" in note else "; reset_before by a fresh interpreter"
+            result.update({f"calls/{k}/{name}": v for name, v in outputs(chunk).items()})
+    with _LOCK:
+        _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert {converted - started:.2f} s, "
+                              f"run {time.perf_counter() - converted:.2f} s")
+    return result
+
+
+def notes(fixture_id: str) -> str | None:
+    """The ops the converter produced for this fixture (and timings), once it has run."""
+    return _NOTES.get(fixture_id)
+
+
+def info() -> dict:
+    details = {"keras": keras_version(), "backend": backend_name()}
+    try:
+        details["tensorflow"] = _tf().__version__
+        details["interpreter"] = interpreter_class()[1]
+    except Unsupported as exc:
+        details["tensorflow"] = f"missing ({exc})"
+    details["tflite_ops"] = ",".join(sorted(_OPS_SEEN)) or "(none converted yet)"
+    return details
+
+
+run.info = info
+run.notes = notes
+run.keras_version = keras_version
+run.backend = backend_name
