@@ -218,8 +218,8 @@ def cross_check(fid: str, expected: dict, ref: dict, tolerance: dict) -> None:
                                   f"(max abs error {err:.3g}, at {np.argwhere(bad)[0].tolist()})")
 
 
-def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
-    """Metadata and arrays of one fixture, computed by Keras and checked by the reference."""
+def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
+    """Metadata, arrays and extra files (the saved model) of one fixture, computed by Keras and checked by the reference."""
     from conformance.adapters import keras as keras_adapter
 
     fid, layer = entry["id"], entry["layer"]
@@ -277,13 +277,29 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict]:
         meta["calls"] = {"steps": list(calls["steps"]), "reset_before": list(calls.get("reset_before", []))}
     if applies_to:
         meta["applies_to"] = applies_to
+    files = {}
+    if not any(overrides.values()):  # a Python activation override cannot be saved (and loaded in safe mode)
+        meta["model_file"], files = saved_model(layer, config, weights, inputs, calls)
     meta["generated_by"] = generated_by
-    return finish_meta(meta, arrays), arrays
+    return finish_meta(meta, arrays), arrays, files
+
+
+def saved_model(layer: str, config: dict, weights: dict, inputs: dict, calls) -> tuple[dict, dict]:
+    """The fixture as a ``.keras`` file (inputs in, outputs and final states out), written reproducibly.
+
+    ``keras-load`` loads it in safe mode instead of rebuilding the layer; its sha256 is in the YAML.
+    """
+    from conformance.adapters import keras_load
+    batch = inputs["x"].shape[0] if calls else None
+    model, input_keys, output_keys = keras_load.contract_model(layer, config, weights, inputs,
+                                                               batch_size=batch, stateful=bool(calls))
+    data = keras_load.model_file_bytes(model)
+    return keras_load.model_file_entry(keras_load.MODEL_FILE, data, input_keys, output_keys), {keras_load.MODEL_FILE: data}
 
 
 # -- the command ---------------------------------------------------------------------------------
 
-def compare_with_disk(out: Path, meta: dict, arrays: dict) -> str | None:
+def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = None) -> str | None:
     """None when the fixture on disk has the same digest; else what differs and by how much."""
     folder = out / meta["id"]
     if not folder.exists():
@@ -294,7 +310,9 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict) -> str | None:
         return f"unreadable on disk ({exc})"
     if not isinstance(on_disk, dict):
         return "fixture.yaml on disk is not a mapping"
-    if on_disk.get("digest") == meta["digest"] and compute_digest(on_disk) == meta["digest"]:
+    stale = [name for name, data in (files or {}).items()
+             if not (folder / name).is_file() or (folder / name).read_bytes() != data]
+    if on_disk.get("digest") == meta["digest"] and compute_digest(on_disk) == meta["digest"] and not stale:
         return None
     changes = [k for k in sorted(set(meta) | set(on_disk))
                if k not in ("arrays", "digest", "generated_by") and meta.get(k) != on_disk.get(k)]
@@ -313,6 +331,7 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict) -> str | None:
             details.append(f"{name}: shape {old[name].shape} on disk, {value.shape} now")
     if on_disk.get("digest") != compute_digest(on_disk):
         details.append("fixture.yaml on disk does not match its own digest (hand-edited)")
+    details += [f"{name} differs from the regenerated file" for name in stale]
     return "; ".join(details) or "digest differs"
 
 
@@ -341,11 +360,11 @@ def main(argv=None) -> int:
     problems, written, unchanged = [], 0, 0
     for entry in entries:
         try:
-            meta, arrays = generate(entry, generated_by)
+            meta, arrays, files = generate(entry, generated_by)
         except GenerationError as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             return 1
-        difference = compare_with_disk(args.out, meta, arrays)
+        difference = compare_with_disk(args.out, meta, arrays, files)
         if difference is None:
             unchanged += 1
             continue
@@ -355,7 +374,7 @@ def main(argv=None) -> int:
             problems.append(f"{meta['id']}: refusing to overwrite a fixture whose values changed "
                             f"({difference}); ids are citation handles: give it a new id, or pass --update")
         else:
-            write_fixture(args.out, meta, arrays)
+            write_fixture(args.out, meta, arrays, files)
             written += 1
     if args.check and not args.only:
         known = {e["id"] for e in entries}

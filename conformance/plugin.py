@@ -70,6 +70,7 @@ def state(config) -> dict:
             errors = [FixtureError(root, "no fixtures to run (empty folder, or no id/tag matched)")]
         impls = registry.select(config.getoption("impl"))
         timeout = config.getoption("impl_timeout") or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
+        os.environ[ENV_TIMEOUT] = f"{timeout:g}"  # cmd: ports read it, so both timers agree
         cases = [Case(impl, item, root) for impl in impls for item in [*chosen, *errors]]
         entries, ledger_path = _ledger(config)
         config.stash[STATE] = {"ledger": entries, "ledger_path": ledger_path, "ledger_used": set(), "ledger_scope": set(), "root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
@@ -153,7 +154,20 @@ def record(config, case: Case, verdict) -> None:
         "digest": getattr(case.fixture, "digest", None), "status": verdict.status,
         "max_abs_error": verdict.max_abs_error, "mismatched": verdict.mismatched,
         "message": verdict.message.splitlines()[0] if verdict.message else "",
+        "impl_notes": _impl_notes(case),
     })
+
+
+def _impl_notes(case: Case) -> str | None:
+    """``run.notes(fixture_id)`` where the implementation offers it (e.g. the ops TFLite's converter produced)."""
+    try:
+        notes = getattr(case.impl.load(), "notes", None)
+    except Exception:  # noqa: BLE001 - an implementation that cannot load has no notes (its case says why)
+        return None
+    try:
+        return notes(case.fixture_name) if callable(notes) else None
+    except Exception as exc:  # noqa: BLE001 - notes are extra; a broken one must not break the summary
+        return f"notes() raised {type(exc).__name__}: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -3,13 +3,14 @@
 import pytest
 
 from .plugin import apply_ledger, record, state
+from .mistakes import diagnose
 from .suite import judge
 
 
 def test_conformance(conformance_case, request):
     """The implementation reproduces the fixture's Keras outputs within its tolerance."""
     config = request.config
-    verdict = apply_ledger(config, conformance_case, judge(conformance_case, state(config)["timeout"]))
+    verdict = apply_ledger(config, conformance_case, judge(conformance_case, state(config)["timeout"], diagnose))
     record(config, conformance_case, verdict)
     if verdict.status == "skipped":
         pytest.skip(verdict.message)

@@ -60,10 +60,12 @@ def yaml_text(meta: Mapping) -> str:
                      width=100, allow_unicode=False)
 
 
-def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> Path:
+def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray],
+                  files: Mapping[str, bytes] | None = None) -> Path:
     """Write ``root/<id>/`` atomically: build in a temporary sibling folder, then swap it in.
 
     An interrupted run leaves either the old fixture or the new one, never half of each.
+    ``files``: extra files by plain name (a saved model), listed with their sha256 in ``meta``.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -72,10 +74,19 @@ def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray]) -
     try:
         (staging / ARRAYS_NAME).write_bytes(npz_bytes(arrays))
         (staging / YAML_NAME).write_text(yaml_text(meta), encoding="ascii")
+        for name, data in (files or {}).items():
+            if Path(name).name != name or name in (ARRAYS_NAME, YAML_NAME) or name.startswith("."):
+                raise ValueError(f"fixture {meta['id']!r}: extra file name {name!r} is not a plain new file name")
+            (staging / name).write_bytes(data)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{meta['id']}.old.", dir=root))
             os.replace(target, retired / "x")
-            os.replace(staging, target)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(retired / "x", target)  # put the old fixture back: a failed swap loses nothing
+                retired.rmdir()
+                raise
             shutil.rmtree(retired)
         else:
             os.replace(staging, target)
