@@ -49,6 +49,12 @@ def _split(result, n_outputs: int):
     return result[:n_outputs], result[n_outputs:]
 
 
+# The weights are always set from the fixture, so initializers never matter; plain "zeros" keeps the
+# saved config readable by every Keras 3. (Keras 3.15's GlorotUniform config carries input_axes and
+# output_axes, which Keras 3.3-3.11 reject, so a file with the default initializers fails to load there.)
+PORTABLE_INITIALIZERS = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", "bias_initializer": "zeros"}
+
+
 def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray],
                    inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None, stateful: bool = False,
                    twin: bool = True):
@@ -89,7 +95,8 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
         results = {}
         configured = bool(sub_config.get("return_state", False))
         for returns_state in sorted({configured, True} if twin else {configured}):
-            kwargs = {**sub_config, "return_state": returns_state, **({"stateful": True} if stateful else {})}
+            kwargs = {**sub_config, **PORTABLE_INITIALIZERS, "return_state": returns_state,
+                      **({"stateful": True} if stateful else {})}
             instance = getattr(keras.layers, sub_layer)(
                 **kwargs, name=name if returns_state == configured else f"{name}_final_state")
             call = {"mask": mask} if mask is not None else {}
@@ -130,7 +137,7 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
                                 {bool(inner.get("return_state", False))}):
         configured = returns_state == bool(inner.get("return_state", False))
         # explicit names: auto-names count layers made earlier in the process, and land in the file
-        sub = getattr(keras.layers, wrapped)(**{**inner, "return_state": returns_state},
+        sub = getattr(keras.layers, wrapped)(**{**inner, **PORTABLE_INITIALIZERS, "return_state": returns_state},
                                              name="rnn" if configured else "rnn_final_state")
         bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode,
                                           name="bidirectional" if configured else "bidirectional_final_state")
