@@ -86,7 +86,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         fixture.arrays  # load and verify the arrays before blaming the implementation
         keras_version, backend = impl.keras_semantics()
     except ImplementationError as exc:
-        return Verdict("error", str(exc))
+        return Verdict("error", f"{fixture.citation}: {exc}")
     except FixtureError as exc:
         return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
     except Unsupported as exc:
