@@ -113,3 +113,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("setup timings (tests/conftest.py)")
         for label, seconds in TIMINGS.items():
             terminalreporter.write_line(f"{label:40} {seconds:6.1f} s")
+
+
+@pytest.fixture(scope="session")
+def gallery():
+    """The repository's committed fixtures, all of which must load."""
+    from conformance.fixtures import list_fixtures
+    listing = list_fixtures(REPO / "fixtures")
+    assert listing.fixtures and not listing.errors, listing.errors
+    return listing.fixtures

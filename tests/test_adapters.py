@@ -40,13 +40,6 @@ ONNX = Adapter("onnxruntime", "conformance.adapters.onnx", ("onnx", "onnxruntime
 ADAPTERS = [pytest.param(TORCH, id="torch"), pytest.param(ONNX, id="onnxruntime")]
 
 
-@pytest.fixture(scope="module")
-def gallery():
-    listing = list_fixtures(REPO / "fixtures")
-    assert listing.fixtures and not listing.errors, listing.errors
-    return listing.fixtures
-
-
 def implementation(adapter: Adapter) -> registry.Implementation:
     known = registry.registered()
     assert adapter.name in known, (f"entry point {adapter.name!r} is not registered (registered: {sorted(known)}); "

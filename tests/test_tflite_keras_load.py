@@ -22,7 +22,7 @@ pytest.importorskip("tensorflow", reason="TensorFlow is not installed (extra 'ke
 
 from conformance import registry, writer  # noqa: E402
 from conformance.applicability import not_applicable  # noqa: E402
-from conformance.fixtures import list_fixtures, load_fixture, read_meta  # noqa: E402
+from conformance.fixtures import load_fixture, read_meta  # noqa: E402
 from conformance.mistakes import diagnose  # noqa: E402
 from conformance.suite import Case, judge  # noqa: E402
 
@@ -31,13 +31,6 @@ from conftest import REPO, clean_env  # noqa: E402
 # A recurrent loop in the converted model: Keras 3 layers become WHILE, tf.keras 2 may give fused ops.
 LOOP_OPS = {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_LSTM",
             "BIDIRECTIONAL_SEQUENCE_RNN"}
-
-
-@pytest.fixture(scope="module")
-def gallery():
-    listing = list_fixtures(REPO / "fixtures")
-    assert listing.fixtures and not listing.errors, listing.errors
-    return listing.fixtures
 
 
 def implementation(name: str) -> registry.Implementation:
