@@ -347,8 +347,11 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # one thread: the same reduction order on every machine
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already initialised in this process (main() called from a test)
+        pass
     from conformance.adapters import keras as keras_adapter
     if keras_adapter.backend_name() != "tensorflow":
         print("generate_fixtures.py: the gallery is generated with the TensorFlow backend", file=sys.stderr)
@@ -363,6 +366,9 @@ def main(argv=None) -> int:
             meta, arrays, files = generate(entry, generated_by)
         except GenerationError as exc:
             print(f"ERROR {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # a catalog or Keras error: name the entry, then stop
+            print(f"ERROR {entry.get('id', '?')}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         difference = compare_with_disk(args.out, meta, arrays, files)
         if difference is None:

@@ -69,8 +69,7 @@ def state(config) -> dict:
         if not chosen and not errors:
             errors = [FixtureError(root, "no fixtures to run (empty folder, or no id/tag matched)")]
         impls = registry.select(config.getoption("impl"))
-        timeout = config.getoption("impl_timeout") or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
-        os.environ[ENV_TIMEOUT] = f"{timeout:g}"  # cmd: ports read it, so both timers agree
+        timeout = _timeout(config)
         cases = [Case(impl, item, root) for impl in impls for item in [*chosen, *errors]]
         entries, ledger_path = _ledger(config)
         config.stash[STATE] = {"ledger": entries, "ledger_path": ledger_path, "ledger_used": set(), "ledger_scope": set(), "root": root, "fixtures": chosen, "errors": errors, "set_digest": set_digest,
@@ -105,6 +104,24 @@ def apply_ledger(config, case: Case, verdict):
     if entry is not None:
         s["ledger_used"].add(entry.index)
     return ledger.apply(entry, verdict)
+
+
+def pytest_configure(config):
+    _timeout(config)  # a bad timeout is a usage error before anything runs
+
+
+def _timeout(config) -> float:
+    """``--impl-timeout``, else ``$LSTM_CONFORMANCE_TIMEOUT``, else the default; a bad value is a usage error."""
+    value = config.getoption("impl_timeout")
+    if value is None:
+        raw = os.environ.get(ENV_TIMEOUT)
+        try:
+            value = float(raw) if raw is not None else DEFAULT_TIMEOUT_S
+        except ValueError:
+            raise pytest.UsageError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise pytest.UsageError(f"the per-fixture timeout must be a positive number of seconds, got {value:g}")
+    return value
 
 
 def _active(config) -> bool:

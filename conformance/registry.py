@@ -56,8 +56,10 @@ class Implementation:
             details["version"] = getattr(run, "version", None) or self.version
             if hasattr(run, "info"):
                 details.update(run.info())
-        except Exception as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in
-            details["error"] = str(exc).splitlines()[0]
+        except BaseException as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in (even sys.exit)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            details["error"] = (str(exc).splitlines() or [type(exc).__name__])[0]
         return details
 
     def keras_semantics(self) -> tuple[str | None, str | None]:

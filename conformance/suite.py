@@ -107,6 +107,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         result = call_with_timeout(run, fixture.isolated(), timeout)
     except Unsupported as exc:
         return Verdict("skipped", f"{impl.name}: {exc}")
+    except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
+        return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         detail = "".join(traceback.format_exception(exc)[-6:])
         return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} raised "

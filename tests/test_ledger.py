@@ -183,7 +183,7 @@ def test_shipped_ledger_is_valid_and_explained():
     assert ledger.default_path().name == "ledger.yaml"
     fixture_ids = {f.id for f in list_fixtures(REPO / "fixtures").fixtures}
     for item in entries:
-        assert item.link.startswith("https://github.com/") or item.link.startswith("https://"), item.label
+        assert item.link.startswith("https://github.com/"), f"{item.label}: link to the issue, PR or release note"
         assert item.reason.endswith("."), f"{item.label}: the reason is one sentence"
         import fnmatch
         assert fnmatch.filter(fixture_ids, item.fixture), f"{item.label} names no fixture in the gallery"

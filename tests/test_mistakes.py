@@ -13,7 +13,9 @@ from conformance.mistakes import CATALOGUE, diagnose
 from conformance.registry import Implementation
 from conformance.suite import Case, judge
 
-GALLERY = list_fixtures().fixtures
+LISTING = list_fixtures()
+assert not LISTING.errors, LISTING.errors  # a broken fixture must not silently shrink what is tested
+GALLERY = LISTING.fixtures
 BY_ID = {f.id: f for f in GALLERY}
 
 

@@ -226,7 +226,7 @@ def read_model_file(fixture) -> tuple[dict, bytes]:
     if not entry:
         raise Unsupported(f"fixture {fixture.id!r} carries no saved model file")
     name = entry.get("name", "")
-    if not isinstance(name, str) or not SAFE_FILE_NAME.match(name):
+    if not isinstance(name, str) or not SAFE_FILE_NAME.fullmatch(name):
         raise FixtureError(fixture.path / "fixture.yaml", f"model_file name {name!r} is not a plain file name")
     where = Path(fixture.path) / name
     if where.is_symlink() or not where.is_file():
