@@ -101,6 +101,9 @@ def load_results(results_dir: str | Path) -> dict[str, dict]:
             raise ReportError(f"{path}: not a readable JSON summary ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
             raise ReportError(f"{path}: no 'cases' list; not written by --conformance-json")
+        for index, case in enumerate(data["cases"]):
+            if not isinstance(case, dict) or not all(isinstance(case.get(k), str) for k in ("fixture", "impl", "status")):
+                raise ReportError(f"{path}: case {index} lacks fixture, impl or status; not written by --conformance-json")
         summaries[path.parent.name] = data
     if not summaries:
         raise ReportError(f"no {root}/<env>/{SUMMARY} found (run tox, or pytest with --conformance-json)")

@@ -153,3 +153,10 @@ def test_missing_or_bad_results_are_clear_errors(tmp_path, capsys):
     (tmp_path / "env" / "summary.json").write_text("{not json")
     with pytest.raises(report.ReportError, match=r"env/summary.json: not a readable JSON summary"):
         report.load_results(tmp_path)
+
+
+def test_a_malformed_case_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "summary.json").write_text('{"cases": [{"fixture": "lstm-basic", "impl": "keras"}]}')
+    with pytest.raises(report.ReportError, match=r"env/summary.json: case 0 lacks fixture, impl or status"):
+        report.load_results(tmp_path)
