@@ -22,9 +22,9 @@ from . import __version__
 from .errors import FixtureError
 from .fixtures import SAFE_ID, Fixture, gallery_dir, list_fixtures, load_fixture, resolve_citation, short_digest
 from .gallery import fence, fmt, shape_text, trace_keys
+from .reference import sub_mapping as _sub
+from .suite import ENV_FIXTURES, ENV_TIMEOUT, per_fixture_timeout
 
-ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
-ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
 
 
 class UsageError(Exception):
@@ -138,10 +138,6 @@ def _row(label: str, value, width: int) -> str:
     pad = " " * (width + 3)
     first, *rest = fmt(value).splitlines()
     return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
-
-
-def _sub(mapping, prefix: str) -> dict:
-    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
 
 
 def _parts(fixture: Fixture) -> list[dict]:
@@ -334,7 +330,7 @@ def _diagnose():
 def cmd_run(args) -> int:
     from . import registry
     from .fixtures import select
-    from .suite import DEFAULT_TIMEOUT_S, Case, judge
+    from .suite import Case, judge
 
     root = fixtures_dir(args)
     listing = load_listing(args)
@@ -344,7 +340,10 @@ def cmd_run(args) -> int:
     impls = registry.select(args.impl)
     if not impls:
         raise UsageError("no implementation registered; name one with --impl (a name, module:attr or cmd:COMMAND)")
-    timeout = args.timeout or float(os.environ.get(ENV_TIMEOUT, DEFAULT_TIMEOUT_S))
+    try:
+        timeout = per_fixture_timeout(args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     diagnose = _diagnose()
     print(f"lstm-conformance {__version__}: {len(chosen)} fixtures from {root} ({len(listing.errors)} broken), "
           f"implementations: {', '.join(i.name for i in impls)}; per-fixture timeout {timeout:g} s")

@@ -185,7 +185,7 @@ def index_markdown(fixtures: list[Fixture], plots_note: str, errors: Iterable = 
 
 
 def page_markdown(fixture: Fixture, plot: str | None, plot_note: str) -> str:
-    lines = [MARKER, "", f"[gallery index](README.md)", "", fixture_markdown(fixture, heading="#")]
+    lines = [MARKER, "", "[gallery index](README.md)", "", fixture_markdown(fixture, heading="#")]
     lines += ["**Trace** (batch row 0, in processing order; grey columns are masked steps):", ""]
     lines += [f"![trace of {fixture.id}]({plot})" if plot else plot_note, ""]
     return "\n".join(lines)

@@ -18,10 +18,8 @@ import pytest
 from . import __version__, ledger, registry
 from .errors import FixtureError
 from .fixtures import gallery_dir, list_fixtures, select
-from .suite import DEFAULT_TIMEOUT_S, Case
+from .suite import DEFAULT_TIMEOUT_S, ENV_FIXTURES, ENV_TIMEOUT, Case, per_fixture_timeout
 
-ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
-ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
 ENV_SHOWN = (registry.ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT, "KERAS_BACKEND", "TF_USE_LEGACY_KERAS")
 STATE = pytest.StashKey[dict]()
 
@@ -111,17 +109,10 @@ def pytest_configure(config):
 
 
 def _timeout(config) -> float:
-    """``--impl-timeout``, else ``$LSTM_CONFORMANCE_TIMEOUT``, else the default; a bad value is a usage error."""
-    value = config.getoption("impl_timeout")
-    if value is None:
-        raw = os.environ.get(ENV_TIMEOUT)
-        try:
-            value = float(raw) if raw is not None else DEFAULT_TIMEOUT_S
-        except ValueError:
-            raise pytest.UsageError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise pytest.UsageError(f"the per-fixture timeout must be a positive number of seconds, got {value:g}")
-    return value
+    try:
+        return per_fixture_timeout(config.getoption("impl_timeout"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _active(config) -> bool:

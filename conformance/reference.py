@@ -179,7 +179,7 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     return result
 
 
-def _sub(mapping: Mapping, prefix: str) -> dict:
+def sub_mapping(mapping: Mapping, prefix: str) -> dict:
     """The entries of ``mapping`` under ``prefix/``, with the prefix removed."""
     return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
 
@@ -209,8 +209,8 @@ def bidirectional(config, weights, gates, activations, inputs, quirks=KERAS):
     shared = {k: v for k, v in inputs.items() if "/" not in k}
     halves = {}
     for name, backwards in (("forward", bool(inner.get("go_backwards"))), ("backward", not inner.get("go_backwards"))):
-        halves[name] = forward(config["wrapped"], {**inner, "go_backwards": backwards}, _sub(weights, name),
-                               _sub(gates, name), activations, {**shared, **_sub(inputs, name)}, quirks)
+        halves[name] = forward(config["wrapped"], {**inner, "go_backwards": backwards}, sub_mapping(weights, name),
+                               sub_mapping(gates, name), activations, {**shared, **sub_mapping(inputs, name)}, quirks)
     if quirks.bidi_halves_swapped:
         halves = {"forward": halves["backward"], "backward": halves["forward"]}
     y_fw, y_bw = halves["forward"]["output"], halves["backward"]["output"]
@@ -234,8 +234,8 @@ def stacked(config, weights, gates, activations, inputs, quirks=KERAS):
     x, result = inputs["x"], {"trace": {}}
     for k, sub in enumerate(config["layers"]):
         prefix = f"layers/{k}"
-        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)}
-        out = forward(sub["layer"], sub["config"], _sub(weights, prefix), _sub(gates, prefix),
+        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **sub_mapping(inputs, prefix)}
+        out = forward(sub["layer"], sub["config"], sub_mapping(weights, prefix), sub_mapping(gates, prefix),
                       activations[prefix], layer_inputs, quirks)
         x = out["output"]
         part = _prefixed({k2: v for k2, v in out.items() if k2 != "output"}, prefix)

@@ -30,8 +30,6 @@ from .errors import ImplementationError, Unsupported
 from .export import array_from_json, dumps, fixture_to_json
 
 PROTOCOL = 1
-ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
-DEFAULT_TIMEOUT_S = 60.0
 STDERR_LINES = 20
 
 _live: set[subprocess.Popen] = set()
@@ -55,7 +53,8 @@ def _kill_all() -> None:
 
 
 def default_timeout() -> float:
-    return float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT_S)
+    from .suite import per_fixture_timeout  # the suite's rule: --impl-timeout aside, both read the same
+    return per_fixture_timeout()
 
 
 def command_implementation(command: str, timeout: float | None = None) -> Callable:

@@ -8,6 +8,7 @@ implementation does (raise, hang, return garbage, mutate its input) escapes its 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import threading
 import traceback
@@ -20,7 +21,23 @@ from .errors import FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
 from .registry import Implementation
 
+ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
+ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0
+
+
+def per_fixture_timeout(option: float | None = None) -> float:
+    """``option``, else ``$LSTM_CONFORMANCE_TIMEOUT``, else 60 s; ValueError (saying why) if not positive."""
+    value = option
+    if value is None:
+        raw = os.environ.get(ENV_TIMEOUT)
+        try:
+            value = float(raw) if raw else DEFAULT_TIMEOUT_S
+        except ValueError:
+            raise ValueError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"the per-fixture timeout must be a positive number of seconds, got {value:g}")
+    return value
 
 
 @dataclasses.dataclass

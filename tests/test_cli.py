@@ -371,3 +371,19 @@ print("ALL-OK")
     done = installed_venv.run("-c", code)
     assert done.returncode == 0 and "ALL-OK" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert BY_ID[fid].citation in done.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1"])
+def test_run_refuses_a_bad_timeout_naming_it(value, monkeypatch, capsys):
+    monkeypatch.setenv("LSTM_CONFORMANCE_TIMEOUT", value)
+    assert cli.main(["run", "--impl", "numpy-reference", "--fixture-id", "lstm-basic"]) == 2
+    assert "timeout" in capsys.readouterr().err.lower()
+
+
+@pytest.mark.parametrize("args, said", [(["--impl-timeout", "0"], "*timeout must be a positive number*, got 0"),
+                                        ([], "*LSTM_CONFORMANCE_TIMEOUT='abc' is not a number of seconds")])
+def test_plugin_refuses_a_bad_timeout_as_a_usage_error(args, said, pytester, monkeypatch):
+    monkeypatch.setenv("LSTM_CONFORMANCE_TIMEOUT", "abc")
+    result = pytester.runpytest_subprocess("--pyargs", "conformance", "--impl", "numpy-reference", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([said])

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
+from ..reference import MERGES, split_calls, sub_mapping as _sub
 
 STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
 
@@ -136,18 +137,6 @@ def single(rnn: RnnFunction, library: str, layer: str, config: Mapping, weights:
     return result
 
 
-def _sub(mapping: Mapping, prefix: str) -> dict:
-    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
-
-
-MERGES = {
-    "concat": lambda a, b: np.concatenate([a, b], axis=-1),
-    "sum": lambda a, b: a + b,
-    "mul": lambda a, b: a * b,
-    "ave": lambda a, b: (a + b) / 2,
-}
-
-
 def bidirectional(rnn: RnnFunction, library: str, config: Mapping, weights: Mapping, gates: Mapping,
                   activations: Mapping, inputs: Mapping) -> dict[str, np.ndarray]:
     """Keras ``Bidirectional`` as one bidirectional op: both halves in time order, merged as Keras merges."""
@@ -198,12 +187,10 @@ def stateful(rnn: RnnFunction, library: str, layer: str, config: Mapping, weight
              activations: Mapping, inputs: Mapping, calls: Mapping) -> dict[str, np.ndarray]:
     """A stateful layer: one op call per chunk, each starting from the previous call's final states
     (zeros on the first call and after each ``reset_before``)."""
-    edges = np.cumsum([0, *calls["steps"]])
     result, carried = {}, {}
-    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+    for k, chunk in enumerate(split_calls(inputs, calls)):
         if k in calls.get("reset_before", ()):
             carried = {}
-        chunk = {name: np.asarray(inputs[name])[:, a:b] for name in ("x", "mask") if name in inputs}
         out = single(rnn, library, layer, config, weights, gates, activations, {**chunk, **carried})
         carried = {f"initial_state_{n[len('state_'):]}": v for n, v in out.items() if n.startswith("state_")}
         result.update({f"calls/{k}/{n}": v for n, v in out.items()})

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
+from ..reference import split_calls, sub_mapping as _sub
 
 LAYER_STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
@@ -125,10 +126,6 @@ def compute(layer: str, config: Mapping, weights: Mapping[str, np.ndarray], inpu
     return result
 
 
-def _sub(mapping: Mapping, prefix: str) -> dict:
-    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
-
-
 def compute_bidirectional(config: Mapping, weights: Mapping, inputs: Mapping,
                           activation_overrides: Mapping[str, Callable] | None = None) -> dict[str, np.ndarray]:
     """``keras.layers.Bidirectional`` over the wrapped layer; states always returned (twin if needed)."""
@@ -190,7 +187,6 @@ def compute_stateful(layer: str, config: Mapping, weights: Mapping, inputs: Mapp
     States are read from the layer's state variables after each call (direct calls: Keras 3 does
     not carry state across ``predict()``).
     """
-    from ..reference import split_calls  # pure numpy slicing of the inputs, shared with the reference
     chunks = split_calls(inputs, calls)
     instance = build_layer(layer, {**config, "stateful": True}, (np.shape(inputs["x"])[0], *np.shape(chunks[0]["x"])[1:]),
                            activation_overrides)
