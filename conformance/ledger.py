@@ -19,6 +19,8 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .verdict import Status
+
 FORMAT_VERSION = 1
 KINDS = ("mismatch", "error")
 KEYS = {"fixture", "impl", "keras", "backend", "kind", "reason", "link"}
@@ -130,27 +132,27 @@ def find(entries: Iterable[Entry], impl: str, fixture: str, keras_version: str |
 
 def kind_of(verdict) -> str | None:
     """``mismatch`` when outputs were compared and out of tolerance, ``error`` when there was nothing to compare."""
-    if verdict.status == "failed" and verdict.mismatched:
+    if verdict.status == Status.FAILED and verdict.mismatched:
         return "mismatch"
-    if verdict.status in ("failed", "error"):
+    if verdict.status in (Status.FAILED, Status.ERROR):
         return "error"
     return None
 
 
 def apply(entry: Entry | None, verdict):
     """The verdict after the ledger: xfailed, or failed because the entry is stale or the kind changed."""
-    if entry is None or verdict.status == "skipped":
+    if entry is None or verdict.status == Status.SKIPPED:
         return verdict
     where = f"ledger {entry.label}"
     kind = kind_of(verdict)
     if kind is None:
-        return dataclasses.replace(verdict, status="failed", message=(
+        return dataclasses.replace(verdict, status=Status.FAILED, message=(
             f"ledger entry is stale: {where} expects a {entry.kind}, but the case passed "
             f"(max abs error {verdict.max_abs_error}); remove or narrow the entry ({entry.link})"))
     if kind != entry.kind:
-        return dataclasses.replace(verdict, status="failed", message=(
+        return dataclasses.replace(verdict, status=Status.FAILED, message=(
             f"divergence changed kind: {where} expects a {entry.kind}, got a {kind}:\n{verdict.message}"))
-    return dataclasses.replace(verdict, status="xfailed", message=f"{entry.reason} ({entry.link})")
+    return dataclasses.replace(verdict, status=Status.XFAILED, message=f"{entry.reason} ({entry.link})")
 
 
 class LedgerWarning(UserWarning):

@@ -1,14 +1,14 @@
-"""Run one implementation on one fixture and judge it: the engine behind pytest and the CLI.
+"""Run one implementation on one fixture and judge it: the verdict behind pytest, the CLI and the fuzzer.
 
-Every outcome is explicit: ``passed``, ``failed``, ``skipped`` (``Unsupported`` or
-``applies_to``) or ``error`` (the plug-in or the fixture is broken). Nothing an
-implementation does (raise, hang, return garbage, mutate its input) escapes its own case.
+Every outcome is an explicit ``Status``: passed, failed, skipped (``Unsupported`` or
+``applies_to``), error (the plug-in or the fixture is broken), or xfailed (the ledger
+explains it). Nothing an implementation does (raise, hang, return garbage, mutate its
+input) escapes its own case. ``session.py`` selects the cases and applies the ledger.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 import threading
 import traceback
@@ -19,33 +19,9 @@ from .applicability import not_applicable
 from .compare import compare
 from .errors import FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
+from .options import DEFAULT_TIMEOUT_S, ENV_FIXTURES, ENV_TIMEOUT, per_fixture_timeout  # noqa: F401 - re-exported
 from .registry import Implementation
-
-ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
-ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
-DEFAULT_TIMEOUT_S = 60.0
-
-
-def per_fixture_timeout(option: float | None = None) -> float:
-    """``option``, else ``$LSTM_CONFORMANCE_TIMEOUT``, else 60 s; ValueError (saying why) if not positive."""
-    value = option
-    if value is None:
-        raw = os.environ.get(ENV_TIMEOUT)
-        try:
-            value = float(raw) if raw else DEFAULT_TIMEOUT_S
-        except ValueError:
-            raise ValueError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"the per-fixture timeout must be a positive number of seconds, got {value:g}")
-    return value
-
-
-@dataclasses.dataclass
-class Verdict:
-    status: str                  # passed | failed | skipped | error
-    message: str = ""
-    max_abs_error: float | None = None
-    mismatched: list[str] = dataclasses.field(default_factory=list)
+from .verdict import Status, Verdict
 
 
 @dataclasses.dataclass
@@ -97,42 +73,42 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     """Run the case and return its verdict; never raises for anything the plug-in or fixture does."""
     impl, fixture = case.impl, case.fixture
     if isinstance(fixture, FixtureError):
-        return Verdict("error", f"broken fixture {case.fixture_name!r}: {fixture}")
+        return Verdict(Status.ERROR, f"broken fixture {case.fixture_name!r}: {fixture}")
     try:
         run = impl.load()
         fixture.arrays  # load and verify the arrays before blaming the implementation
         keras_version, backend = impl.keras_semantics()
     except ImplementationError as exc:
-        return Verdict("error", f"{fixture.citation}: {exc}")
+        return Verdict(Status.ERROR, f"{fixture.citation}: {exc}")
     except FixtureError as exc:
-        return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
+        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
     except Unsupported as exc:
-        return Verdict("skipped", f"{impl.name}: {exc}")
+        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
     except Exception as exc:  # noqa: BLE001 - e.g. a plug-in whose keras_version() raises
-        return Verdict("error", f"{fixture.id}: implementation {impl.name!r} ({impl.value}) could not be "
+        return Verdict(Status.ERROR, f"{fixture.id}: implementation {impl.name!r} ({impl.value}) could not be "
                                 f"prepared: {type(exc).__name__}: {exc}")
     try:
         reason = not_applicable(fixture.meta, keras_version, backend)
     except Exception as exc:  # noqa: BLE001 - e.g. a plug-in declaring keras_version "banana"
-        return Verdict("error", f"{fixture.id}: cannot decide applies_to {fixture.meta.get('applies_to')!r} for "
+        return Verdict(Status.ERROR, f"{fixture.id}: cannot decide applies_to {fixture.meta.get('applies_to')!r} for "
                                 f"implementation {impl.name!r} (keras_version {keras_version!r}, backend "
                                 f"{backend!r}): {type(exc).__name__}: {exc}")
     if reason:
-        return Verdict("skipped", f"{fixture.id}: {reason}")
+        return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}")
     version = getattr(run, "version", None) or impl.version
     try:
         result = call_with_timeout(run, fixture.isolated(), timeout)
     except Unsupported as exc:
-        return Verdict("skipped", f"{impl.name}: {exc}")
+        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
-        return Verdict("error", f"broken fixture {fixture.id!r}: {exc}")
+        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         detail = "".join(traceback.format_exception(exc)[-6:])
-        return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} raised "
+        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} raised "
                                  f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
     try:
         outcome = compare(fixture, result, impl.name, version, case.repro(), diagnose)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
-        return Verdict("failed", f"{fixture.citation}: implementation {impl.name!r} returned output that "
+        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} returned output that "
                                  f"could not be read: {type(exc).__name__}: {exc}\nrepro: {case.repro()}")
-    return Verdict("passed" if outcome.ok else "failed", outcome.message, outcome.max_abs_error, outcome.mismatched)
+    return Verdict(Status.PASSED if outcome.ok else Status.FAILED, outcome.message, outcome.max_abs_error, outcome.mismatched)

@@ -2,19 +2,16 @@
 
 import pytest
 
-from .plugin import apply_ledger, record, state
-from .mistakes import diagnose
-from .suite import judge
+from .plugin import run_case
+from .verdict import Status
 
 
 def test_conformance(conformance_case, request):
     """The implementation reproduces the fixture's Keras outputs within its tolerance."""
-    config = request.config
-    verdict = apply_ledger(config, conformance_case, judge(conformance_case, state(config)["timeout"], diagnose))
-    record(config, conformance_case, verdict)
-    if verdict.status == "skipped":
+    verdict = run_case(request.node, conformance_case)
+    if verdict.status == Status.SKIPPED:
         pytest.skip(verdict.message)
-    if verdict.status == "xfailed":
+    if verdict.status == Status.XFAILED:
         pytest.xfail(verdict.message)
-    if verdict.status != "passed":
+    if verdict.status != Status.PASSED:
         pytest.fail(verdict.message, pytrace=False)

@@ -1,0 +1,262 @@
+"""One run of the suite, for pytest and ``lstm-conformance run`` alike.
+
+``Session.open`` turns the options (``options.OPTIONS``) into cases, or a ``UsageError``
+naming what was mistyped; ``Session.run`` judges a case and applies the ledger, giving the
+verdict and a plain-data record; ``Results`` gathers records (on pytest-xdist's controller
+they arrive from the workers) and writes the one summary table and the one JSON summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from . import __version__, ledger, registry
+from .errors import FixtureError
+from .fixtures import Fixture, list_fixtures, select
+from .options import fixtures_dir, per_fixture_timeout, shown_env
+from .suite import Case, judge
+from .verdict import Status, Verdict
+
+TABLE_NAME_WIDTH = 24
+
+
+class UsageError(ValueError):
+    """The options cannot make a run (unknown implementation, a pattern matching nothing, a bad timeout)."""
+
+
+def _unknown_patterns(patterns: Iterable[str], names: list[str]) -> list[str]:
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+
+
+def _did_you_mean(pattern: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(pattern, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclasses.dataclass
+class Session:
+    root: Path
+    fixtures: list[Fixture]
+    errors: list[FixtureError]          # broken fixtures that were selected: each is an error case
+    set_digest: str | None
+    impls: list[registry.Implementation]
+    timeout: float
+    ledger: list[ledger.Entry]
+    ledger_path: str | None
+
+    @classmethod
+    def open(cls, impl: Iterable[str] = (), fixtures_dir: str | None = None, fixture_id: Iterable[str] = (),
+             fixture_tag: Iterable[str] = (), impl_timeout: float | None = None, ledger: str | None = None,
+             no_ledger: bool = False, **_other) -> "Session":
+        """The run these options describe; UsageError (one message, before anything runs) if they cannot."""
+        try:
+            timeout = per_fixture_timeout(impl_timeout)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        entries, ledger_path = _ledger(ledger, no_ledger)
+        root = _fixtures_root(fixtures_dir)
+        try:
+            listing = list_fixtures(root)
+        except FixtureError as exc:
+            raise UsageError(str(exc)) from None
+        fixture_id, fixture_tag = list(fixture_id), list(fixture_tag)
+        chosen, errors = _choose(listing, fixture_id, fixture_tag)
+        impls = _implementations(impl)
+        return cls(root, chosen, errors, listing.set_digest, impls, timeout, entries, ledger_path)
+
+    @property
+    def cases(self) -> list[Case]:
+        return [Case(impl, item, self.root) for impl in self.impls for item in [*self.fixtures, *self.errors]]
+
+    def header_lines(self) -> list[str]:
+        """What the run is about to do: fixtures, implementations with versions, env, timeout."""
+        lines = [f"lstm-conformance {__version__}: fixtures {self.root} ({len(self.fixtures)} selected, "
+                 f"{len(self.errors)} broken; set {self.set_digest and self.set_digest[:15]})"]
+        for impl in self.impls:
+            info = impl.info()
+            extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
+            lines.append(f"  implementation {impl.name} {info.get('version') or '?'} = {impl.value}"
+                         + (f" ({extra})" if extra else ""))
+        env = shown_env()
+        lines.append("  env: " + (" ".join(f"{k}={v}" for k, v in env.items()) or "(none of the suite's variables set)"))
+        lines.append(f"  per-fixture timeout {self.timeout:g} s")
+        return lines
+
+    def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
+        """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
+        if diagnose is None:
+            from .mistakes import diagnose
+        verdict = judge(case, self.timeout, diagnose)
+        try:
+            keras_version, backend = case.impl.keras_semantics()
+        except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
+            keras_version, backend = None, None
+        entry = None
+        if self.ledger and verdict.status != Status.SKIPPED:
+            entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend)
+            verdict = ledger.apply(entry, verdict)
+        record = {
+            "impl": case.impl.name, "fixture": case.fixture_name, "digest": getattr(case.fixture, "digest", None),
+            "status": Status(verdict.status).value, "message": verdict.headline,
+            "max_abs_error": None if verdict.max_abs_error is None else float(verdict.max_abs_error),
+            "mismatched": [str(m) for m in verdict.mismatched],
+            "keras_version": None if keras_version is None else str(keras_version),
+            "backend": None if backend is None else str(backend),
+            "ledger_entry": entry.index if entry is not None else None,
+            "impl_notes": _impl_notes(case),
+        }
+        return verdict, record
+
+
+def _ledger(path, off: bool):
+    if off:
+        return [], None
+    path = path or ledger.default_path()
+    try:
+        return ledger.load(path), str(path)
+    except ledger.LedgerError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _fixtures_root(option) -> Path:
+    root = fixtures_dir(option)
+    if not root.is_dir():
+        raise UsageError(f"fixtures folder {root} does not exist" if not root.exists()
+                         else f"{root} is not a folder of fixtures")
+    return root
+
+
+def _choose(listing, patterns: list[str], tags: list[str]) -> tuple[list[Fixture], list[FixtureError]]:
+    """The fixtures and broken fixtures the patterns and tags select; a pattern matching nothing is a UsageError."""
+    broken = {_broken_name(e): e for e in listing.errors}
+    names = [f.id for f in listing.fixtures] + list(broken)
+    missing = _unknown_patterns(patterns, names)
+    if missing:
+        raise UsageError("; ".join(f"--fixture-id {p!r} matches no fixture in {listing.root}"
+                                   + _did_you_mean(p, names) for p in missing))
+    chosen = select(listing.fixtures, patterns, tags)
+    errors = [e for name, e in broken.items() if not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+    if tags:
+        errors = []  # a broken fixture's tags are unknown: it is reported by id, or by a run without --fixture-tag
+    if not chosen and not errors:
+        if not listing.fixtures and not listing.errors:
+            raise UsageError(f"no fixtures in {listing.root} (each fixture is a folder with a fixture.yaml)")
+        known = sorted({t for f in listing.fixtures for t in f.tags})
+        raise UsageError(f"no fixture carries every tag of --fixture-tag {', '.join(map(repr, tags))}"
+                         + (f" among those matching --fixture-id {', '.join(map(repr, patterns))}" if patterns else "")
+                         + f" (tags in {listing.root}: {', '.join(known)})")
+    return chosen, errors
+
+
+def _broken_name(error: FixtureError) -> str:
+    where = Path(error.where)
+    return where.parent.name if where.name.endswith(".yaml") else where.name
+
+
+def _implementations(specs) -> list[registry.Implementation]:
+    try:
+        impls = registry.select(specs)
+    except ValueError as exc:  # registry.UnknownImplementation: a typo, named with the closest match
+        raise UsageError(str(exc)) from None
+    if not impls:
+        raise UsageError("no implementation is registered; name one with --impl (a name, module:attr or cmd:COMMAND)")
+    return impls
+
+
+def _impl_notes(case: Case) -> str | None:
+    """``run.notes(fixture_id)`` where the implementation offers it (e.g. the ops TFLite's converter produced)."""
+    try:
+        notes = getattr(case.impl.load(), "notes", None)
+    except Exception:  # noqa: BLE001 - an implementation that cannot load has no notes (its case says why)
+        return None
+    try:
+        return str(notes(case.fixture_name)) if callable(notes) else None
+    except Exception as exc:  # noqa: BLE001 - notes are extra; a broken one must not break the summary
+        return f"notes() raised {type(exc).__name__}: {exc}"
+
+
+def short_name(name: str, width: int = TABLE_NAME_WIDTH) -> str:
+    """``name`` in at most ``width`` characters, shortened in the middle (long ``cmd:`` names keep columns)."""
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: (keep + 1) // 2] + "\u2026" + name[len(name) - keep // 2:]
+
+
+class Results:
+    """The records of one run, gathered in one process (pytest's controller under xdist)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.records: list[dict] = []
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+
+    def sorted_records(self) -> list[dict]:
+        """In case order (implementation as given, then fixture id), however the workers finished."""
+        order = {impl.name: k for k, impl in enumerate(self.session.impls)}
+        return sorted(self.records, key=lambda r: (order.get(r["impl"], len(order)), r["fixture"]))
+
+    def counts(self) -> dict[str, Counter]:
+        per_impl: dict[str, Counter] = {impl.name: Counter() for impl in self.session.impls}
+        for r in self.records:
+            per_impl.setdefault(r["impl"], Counter())[r["status"]] += 1
+        return per_impl
+
+    @property
+    def bad(self) -> int:
+        return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR))
+
+    def unmatched_ledger(self) -> list[ledger.Entry]:
+        """Entries whose condition (impl, Keras version, backend) held in this run but matched no case."""
+        if not self.session.ledger:
+            return []
+        conditions = {(r["impl"], r["keras_version"], r["backend"]) for r in self.records}
+        used = {r["ledger_entry"] for r in self.records}
+        return [e for e in self.session.ledger if e.index not in used
+                and any(e.in_scope(*condition) for condition in conditions)]
+
+    def table_lines(self) -> list[str]:
+        statuses = list(Status)
+        w = TABLE_NAME_WIDTH
+        lines = [f"{'implementation':{w}} " + " ".join(f"{s.value:>8}" for s in statuses)]
+        reasons: dict[str, Counter] = {}
+        for r in self.records:
+            if r["status"] == Status.SKIPPED:
+                reasons.setdefault(r["impl"], Counter())[r["message"].split(": ", 1)[-1]] += 1
+        for name, counts in self.counts().items():
+            lines.append(f"{short_name(name, w):{w}} " + " ".join(f"{counts[s.value]:8}" for s in statuses))
+            for reason, n in reasons.get(name, Counter()).most_common():
+                lines.append(f"    skipped {n}x: {reason}")
+        return lines
+
+    def summary(self) -> dict:
+        s = self.session
+        return {"lstm_conformance": __version__, "fixtures_dir": str(s.root), "fixture_set": s.set_digest,
+                "implementations": {i.name: i.info() for i in s.impls}, "env": shown_env(),
+                "cases": self.sorted_records(),
+                "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """Write the summary once, atomically: a reader sees the old file or the whole new one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.summary(), indent=1, sort_keys=True, default=str)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
