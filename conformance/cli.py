@@ -1,4 +1,4 @@
-"""The ``lstm-conformance`` command: list, show, explain, verify and run fixtures without pytest or TensorFlow.
+"""The lstm-conformance command: list, show, explain, verify and run fixtures without pytest or TensorFlow.
 
 Each subcommand is a thin layer over the package (loader, reference, suite);
 output is plain text that also pastes into GitHub Markdown (fenced blocks).
@@ -9,31 +9,27 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
-import os
 import sys
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, options, session
 from .errors import FixtureError
-from .fixtures import SAFE_ID, Fixture, gallery_dir, list_fixtures, load_fixture, resolve_citation, short_digest
+from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
 from .gallery import fence, fmt, shape_text, trace_keys
 from .reference import sub_mapping as _sub
-from .suite import ENV_FIXTURES, ENV_TIMEOUT, per_fixture_timeout
+from .options import ENV_FIXTURES, OPTIONS, dest
 
 
 
-class UsageError(Exception):
+class UsageError(session.UsageError):
     """Bad input from the command line (unknown fixture, wrong digest, missing folder): exit 2."""
 
 
 def fixtures_dir(args) -> Path:
-    chosen = args.fixtures_dir or os.environ.get(ENV_FIXTURES)
-    return Path(chosen) if chosen else gallery_dir()
+    return options.fixtures_dir(args.fixtures_dir)
 
 
 def load_listing(args):
@@ -75,8 +71,8 @@ def _list_shapes(fixture: Fixture) -> tuple[str, str]:
 def cmd_list(args) -> int:
     listing = load_listing(args)
     chosen = [f for f in listing.fixtures
-              if (not args.id or any(fnmatch.fnmatchcase(f.id, p) for p in args.id))
-              and set(args.tag) <= set(f.tags)
+              if (not args.fixture_id or any(fnmatch.fnmatchcase(f.id, p) for p in args.fixture_id))
+              and set(args.fixture_tag) <= set(f.tags)
               and (not args.layer or f.layer.lower() == args.layer.lower())]
     rows = [(f.id, f.layer, *_list_shapes(f), short_digest(f.digest), ", ".join(f.tags)) for f in chosen]
     header = ("id", "layer", "x", "output", "digest", "tags")
@@ -91,9 +87,20 @@ def cmd_list(args) -> int:
 
 # -- show -----------------------------------------------------------------------------------------
 
+def precision_arg(text: str) -> int:
+    """``--precision N``: fixed decimals instead of the default float32-exact values."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of decimals (0 or more), got {text!r}")
+    return value
+
+
 def cmd_show(args) -> int:
     from .gallery import fixture_markdown
-    print(fixture_markdown(find(args)))
+    print(fixture_markdown(find(args), precision=args.precision))
     return 0
 
 
@@ -133,10 +140,10 @@ GRU_HH = {True: "pre_hh = x_t @ kernel[:, h] + b_in[h] + r * (h_prev @ recurrent
           False: "pre_hh = x_t @ kernel[:, h] + bias[h] + (r * h_prev) @ recurrent_kernel[:, h]   (reset_after=False)"}
 
 
-def _row(label: str, value, width: int) -> str:
+def _row(label: str, value, width: int, precision: int | None = None) -> str:
     """``  label  [values]`` with continuation lines of a 2-D array aligned under the first."""
     pad = " " * (width + 3)
-    first, *rest = fmt(value).splitlines()
+    first, *rest = fmt(value, precision).splitlines()
     return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
 
 
@@ -192,7 +199,7 @@ def _parts(fixture: Fixture) -> list[dict]:
                      f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate")
 
 
-def _walk(part: dict, batch: int) -> tuple[list[str], dict]:
+def _walk(part: dict, batch: int, precision: int | None = None) -> tuple[list[str], dict]:
     """Every step of one plain layer for one batch row; returns the text and the reference's result (all rows)."""
     from . import reference
     from .gallery import _activations_text
@@ -231,9 +238,9 @@ def _walk(part: dict, batch: int) -> tuple[list[str], dict]:
     for n in state_names:
         given = inputs.get(f"initial_state_{n}")
         previous[n] = np.zeros(units) if given is None else np.asarray(given[batch], np.float64)
-        body.append(f"initial {n}0 = " + ("zeros" if given is None else fmt(previous[n])))
+        body.append(f"initial {n}0 = " + ("zeros" if given is None else fmt(previous[n], precision)))
     if mask is not None:
-        body.append(f"mask row {batch} (input order) = {fmt(mask[batch])}")
+        body.append(f"mask row {batch} (input order) = {fmt(mask[batch], precision)}")
     skipped = ("mask 0: skipped (gate values are computed but discarded, the states are held, the output "
                + ("is zeros: zero_output_for_mask)" if zero_masked else
                   "repeats the previous output, zeros before the first computed step)"))
@@ -251,13 +258,14 @@ def _walk(part: dict, batch: int) -> tuple[list[str], dict]:
         shown = {r[0] for r in rows}
         rows += [(n, trace[n][batch, k]) for n in trace_keys(trace) if n not in shown]
         rows.append(("output", result["output"][batch, k]))
-        body += [_row(label, value, 9) for label, value in rows]
+        body += [_row(label, value, 9, precision) for label, value in rows]
         previous = {n: trace[n][batch, k] for n in state_names}
     return body, result
 
 
-def explain_text(fixture: Fixture, batch: int = 0) -> str:
-    """The seed question answered for one fixture: gate columns, then every step of one batch row."""
+def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None) -> str:
+    """The seed question answered for one fixture: gate columns, then every step of one batch row
+    (values float32-exact, or with ``precision`` fixed decimals)."""
     from . import reference
 
     n_batch = fixture.inputs["x"].shape[0]
@@ -270,7 +278,7 @@ def explain_text(fixture: Fixture, batch: int = 0) -> str:
         if part.get("carry"):
             part["inputs"].update({f"initial_state_{k[len('state_'):]}": v for k, v in last.items()
                                    if k.startswith("state_")})
-        lines, last = _walk(part, batch)
+        lines, last = _walk(part, batch, precision)
         body += [*(["", "-" * 40] if body else []), *lines]
     whole = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
                               fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
@@ -279,7 +287,8 @@ def explain_text(fixture: Fixture, batch: int = 0) -> str:
     for name, want in fixture.expected.items():
         got = whole[name][batch]
         diff = float(np.abs(got - want[batch]).max())
-        body += [_row(f"{name} expected", want[batch], width), _row(f"{name} reference", got, width),
+        body += [_row(f"{name} expected", want[batch], width, precision),
+                 _row(f"{name} reference", got, width, precision),
                  f"  {name} max abs diff {diff:.3g} (atol {fixture.tolerance['atol']:g})"]
     stored, trace = fixture.trace, whole["trace"]
     common = [k for k in stored if k in trace]
@@ -292,104 +301,91 @@ def explain_text(fixture: Fixture, batch: int = 0) -> str:
 
 
 def cmd_explain(args) -> int:
-    print(explain_text(find(args), args.batch))
+    print(explain_text(find(args), args.batch, args.precision))
     return 0
 
 
 # -- verify ---------------------------------------------------------------------------------------
 
 def cmd_verify(args) -> int:
-    """Every fixture against its digests: the YAML digest at listing, every array's sha256 at load."""
+    """Every file each fixture's YAML lists: the YAML digest, every array's sha256, the model file's sha256 and,
+    where Keras 3 is importable, that the model file holds the fixture's weight arrays.
+
+    Keras is imported only when a model file has passed its sha256. The set digest covers the verified fixtures.
+    """
+    from .fixtures import Listing
     listing = load_listing(args)
-    problems = [str(e) for e in listing.errors]
+    if not listing.fixtures and not listing.errors:
+        raise UsageError(f"{listing.root}: no fixture in this folder (a fixture is a folder holding fixture.yaml)")
+    check_weights, keras = None, ""
+    failed = len(listing.errors)
     for error in listing.errors:
         print(f"FAILED {error}")
+    verified = []
     for fixture in listing.fixtures:
         try:
-            n = len(fixture.arrays)
+            model = fixture.verify_files()[1:]  # [model file name] when the fixture lists one
+            if model and not keras:
+                from .adapters.keras_load import weights_checker
+                check_weights, keras = weights_checker()
+            if model and check_weights is not None:
+                check_weights(fixture)
         except FixtureError as exc:
-            problems.append(str(exc))
+            failed += 1
             print(f"FAILED {fixture.id}: {exc}")
             continue
-        print(f"OK     {fixture.citation} ({n} arrays)")
-    total = len(listing.fixtures) + len(listing.errors)
-    print(f"{total - len(problems)} of {total} fixtures verified in {listing.root}; set {listing.set_digest}")
-    return 1 if problems else 0
+        verified.append(fixture)
+        print(f"OK     {fixture.citation} ({', '.join([f'{len(fixture.arrays)} arrays', *model])})")
+    digest = f"set {Listing(listing.root, verified, []).set_digest}" if verified else "no valid fixture, no set digest"
+    print(f"{len(verified)} of {len(verified) + failed} fixtures verified in {listing.root}; {digest}")
+    if keras:
+        print(f"model files: sha256 and weights checked ({keras})" if check_weights is not None else
+              f"model files: sha256 checked only, not their weights ({keras})")
+    return 1 if failed else 0
 
 
 # -- run ------------------------------------------------------------------------------------------
 
-def _diagnose():
-    try:
-        from .mistakes import diagnose
-    except ImportError:
-        return None
-    return diagnose
-
-
 def cmd_run(args) -> int:
-    from . import registry
-    from .fixtures import select
-    from .suite import Case, judge
+    """The suite without pytest: the same session, ledger, table and JSON summary as the plug-in."""
+    from .options import OPTIONS, dest
+    from .session import Results, Session
 
-    root = fixtures_dir(args)
-    listing = load_listing(args)
-    chosen = select(listing.fixtures, args.fixture_id, args.tag)
-    if not chosen and not listing.errors:
-        raise UsageError(f"no fixtures to run in {root} (empty folder, or no id/tag matched)")
-    impls = registry.select(args.impl)
-    if not impls:
-        raise UsageError("no implementation registered; name one with --impl (a name, module:attr or cmd:COMMAND)")
-    try:
-        timeout = per_fixture_timeout(args.timeout)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    diagnose = _diagnose()
-    print(f"lstm-conformance {__version__}: {len(chosen)} fixtures from {root} ({len(listing.errors)} broken), "
-          f"implementations: {', '.join(i.name for i in impls)}; per-fixture timeout {timeout:g} s")
+    run = Session.open(**{dest(flag): getattr(args, dest(flag)) for flag, _ in OPTIONS})
+    print("\n".join(run.header_lines()))
     started = time.perf_counter()
-    records, counts, reasons = [], defaultdict(Counter), defaultdict(Counter)
-    for impl in impls:
-        for item in [*chosen, *listing.errors]:
-            case = Case(impl, item, root)
-            verdict = judge(case, timeout, diagnose=diagnose)
-            counts[impl.name][verdict.status] += 1
-            if verdict.status == "skipped":
-                reasons[impl.name][verdict.message.split(": ", 1)[-1]] += 1
-            if verdict.status in ("failed", "error"):
-                print(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}")
-            records.append({"impl": impl.name, "fixture": case.fixture_name,
-                            "digest": getattr(item, "digest", None), "status": verdict.status,
-                            "max_abs_error": verdict.max_abs_error, "mismatched": verdict.mismatched,
-                            "message": verdict.message.splitlines()[0] if verdict.message else ""})
-    elapsed = time.perf_counter() - started
-    print(f"\n{'implementation':24} {'passed':>7} {'failed':>7} {'error':>7} {'skipped':>8}")
-    for impl in impls:
-        c = counts[impl.name]
-        print(f"{impl.name:24} {c['passed']:7} {c['failed']:7} {c['error']:7} {c['skipped']:8}")
-        for reason, n in reasons[impl.name].most_common():
-            print(f"    skipped {n}x: {reason}")
-    print(f"{len(records)} cases in {elapsed:.2f} s")
-    if args.json:
-        summary = {"lstm_conformance": __version__, "fixtures_dir": str(root), "fixture_set": listing.set_digest,
-                   "implementations": {i.name: i.info() for i in impls},
-                   "env": {k: os.environ[k] for k in (registry.ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT) if k in os.environ},
-                   "cases": records}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
-        print(f"JSON summary written to {args.json}")
-    bad = sum(c["failed"] + c["error"] for c in counts.values())
-    return 1 if bad else 0
+    results = Results(run)
+    for case in run.cases:
+        verdict, record = run.run(case)
+        results.add(record)
+        if verdict.status in ("failed", "error"):
+            print(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}")
+    print("", *results.table_lines(), sep="\n")
+    for entry in results.unmatched_ledger():
+        print(f"    WARNING unmatched ledger {entry.label} ({run.ledger_path})")
+    print(f"{len(results.records)} cases in {time.perf_counter() - started:.2f} s")
+    if args.conformance_json:
+        results.write_json(args.conformance_json)
+        print(f"JSON summary written to {args.conformance_json} ({len(results.records)} cases)")
+    return 1 if results.bad else 0
 
 
 # -- export, report, gallery ----------------------------------------------------------------------
 
 def cmd_export(args) -> int:
-    from .export import export_json  # imported only when asked for
+    """Write ``DIR/<id>.json`` per fixture; DIR must be new or empty unless ``--force`` (``check_out_dir``)."""
+    from .export import ExportTargetError, check_out_dir, export_json  # imported only when asked for
+    try:
+        check_out_dir(args.out_dir, force=args.force)
+    except ExportTargetError as exc:
+        raise UsageError(str(exc)) from None
     listing = load_listing(args)
     for error in listing.errors:
         print(f"ERROR {error}", file=sys.stderr)
-    written = export_json(listing.fixtures, Path(args.out_dir))
+    try:
+        written = export_json(listing.fixtures, Path(args.out_dir))
+    except OSError as exc:  # e.g. a parent that is a file, no permission, a folder named <id>.json
+        raise UsageError(f"cannot write the export to {args.out_dir}: {exc}") from None
     print(f"exported {len(written)} fixtures as {args.format} to {args.out_dir}")
     return 1 if listing.errors else 0
 
@@ -425,36 +421,44 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", parents=[common], help="table of fixtures (id, layer, shapes, tags, digest)")
-    p.add_argument("--tag", action="append", default=[], help="only fixtures with this tag (repeatable: all must match)")
+    p.add_argument("--fixture-id", action="append", default=[], metavar="GLOB",
+                   help="only ids matching this glob (repeatable)")
+    p.add_argument("--fixture-tag", action="append", default=[], metavar="TAG",
+                   help="only fixtures with this tag (repeatable: all must match)")
     p.add_argument("--layer", help="only fixtures of this layer (LSTM, GRU, SimpleRNN, ...)")
-    p.add_argument("--id", action="append", default=[], metavar="GLOB", help="only ids matching this glob (repeatable)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", parents=[common], help="a Markdown snippet of one fixture for a bug report")
-    p.add_argument("citation", metavar="ID[@sha256:PREFIX]")
+    p.add_argument("citation", metavar="ID[@[sha256:]PREFIX]")
+    p.add_argument("--precision", type=precision_arg, default=None, metavar="N",
+                   help="N fixed decimals (default: every value exactly, as the shortest float32 repr)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("explain", parents=[common], help="step by step: gate columns, gate values, c and h")
-    p.add_argument("citation", metavar="ID[@sha256:PREFIX]")
+    p.add_argument("citation", metavar="ID[@[sha256:]PREFIX]")
     p.add_argument("--batch", type=int, default=0, metavar="N", help="batch row to walk through (default 0)")
+    p.add_argument("--precision", type=precision_arg, default=None, metavar="N",
+                   help="N fixed decimals (default: every value exactly, as the shortest float32 repr)")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("verify", parents=[common], help="check every fixture against its digests")
+    p = sub.add_parser("verify", parents=[common],
+                       help="check every file each fixture lists: YAML digest, arrays and model file sha256, "
+                            "and (with Keras 3) the model file's weights")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("run", parents=[common], help="run the suite without pytest and print a summary table")
-    p.add_argument("--impl", action="append", default=[], metavar="NAME",
-                   help="registered name, module:attr or cmd:COMMAND (repeatable; default: all registered)")
-    p.add_argument("--fixture-id", action="append", default=[], metavar="GLOB", help="only ids matching this glob")
-    p.add_argument("--tag", action="append", default=[], help="only fixtures with this tag (repeatable)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help=f"per-fixture timeout in seconds (default ${ENV_TIMEOUT} or 60)")
-    p.add_argument("--json", metavar="PATH", help="write a JSON summary (same shape as --conformance-json)")
+    p = sub.add_parser("run", help="run the suite without pytest: the plug-in's options, table and JSON summary")
+    for flag, kwargs in OPTIONS:
+        p.add_argument(flag, dest=dest(flag), **kwargs)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("export", parents=[common], help="write every fixture as plain JSON for non-Python ports")
+    p = sub.add_parser("export", parents=[common], help="write every fixture as plain JSON for non-Python ports",
+                       description="Write DIR/<id>.json for every fixture. DIR must be a new or empty folder, "
+                                   "unless --force.")
     p.add_argument("--format", choices=["json"], default="json")
-    p.add_argument("out_dir", metavar="DIR")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder: files named <id>.json are replaced, everything else "
+                        "(including documents of other fixtures from an earlier export) is left as it is")
+    p.add_argument("out_dir", metavar="DIR", help="a new or empty folder (see --force)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="build the version-matrix report from JSON results")
@@ -476,7 +480,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
+    except session.UsageError as exc:
         print(f"lstm-conformance {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `lstm-conformance list | head`

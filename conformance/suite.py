@@ -17,7 +17,7 @@ from typing import Callable
 
 from .applicability import not_applicable
 from .compare import compare
-from .errors import FixtureError, ImplementationError, Unsupported
+from .errors import EngineError, FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
 from .options import DEFAULT_TIMEOUT_S, ENV_FIXTURES, ENV_TIMEOUT, per_fixture_timeout  # noqa: F401 - re-exported
 from .registry import Implementation
@@ -103,7 +103,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
         return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
-        detail = "".join(traceback.format_exception(exc)[-6:])
+        # a cmd: engine's own stderr says what went wrong; our Python traceback would only be noise
+        detail = "" if isinstance(exc, EngineError) else "".join(traceback.format_exception(exc)[-6:])
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} raised "
                                  f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
     try:

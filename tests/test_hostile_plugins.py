@@ -179,8 +179,6 @@ FAILING = [
     Hostile("no_such_module_xyz:run", "error",
             r"failed to load:(.|\n)*ModuleNotFoundError: No module named 'no_such_module_xyz'"),
     Hostile(_m("not_callable"), "error", r"hostile_impls:not_callable is a int, not a callable run\(fixture\)"),
-    Hostile("no-such-implementation", "error",
-            r"no implementation named 'no-such-implementation' is registered under 'lstm_conformance.implementations'"),
     Hostile(_m("raises"), "failed", r"implementation '{spec}' raised RuntimeError: the plug-in broke on purpose"),
     Hostile(_m("exits"), "failed", r"implementation '{spec}' raised SystemExit: 3"),
     Hostile(_m("returns_none"), "failed",
