@@ -3,13 +3,15 @@
 The failure message is written to be pasted into a bug report as it is: fixture
 ``id@digest``, implementation and version, which output, max errors against the
 tolerance, the first offending element as (batch, timestep, unit), expected vs got
-there, the first diverging gate when a trace was returned, a diagnosis when the
-output matches a known mistake, and a one-line repro command.
+there, the first diverging gate and batch row when a trace was returned (or why
+it could not be compared), a diagnosis when the output matches a known mistake,
+and a one-line repro command.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Mapping
 
 import numpy as np
@@ -71,48 +73,109 @@ def matches(fixture, result: Mapping) -> bool:
         close(result[k], v, fixture.tolerance).all() for k, v in fixture.expected.items())
 
 
-def _step_label(fixture, t: int) -> str:
-    steps = fixture.inputs["x"].shape[1]
-    if fixture.config.get("go_backwards"):
-        return f"timestep {t} (processing order; input step {steps - 1 - t}, go_backwards)"
-    return f"timestep {t}"
+def _step_label(fixture, name: str, t: int) -> str:
+    """``timestep t``, with the input step it read when the layer runs backwards (per call when stateful)."""
+    if not fixture.config.get("go_backwards"):
+        return f"timestep {t}"
+    steps, offset = fixture.inputs["x"].shape[1], 0
+    call = re.match(r"calls/(\d+)/", name)
+    calls = fixture.meta.get("calls")
+    if call and calls and int(call.group(1)) < len(calls["steps"]):
+        k = int(call.group(1))
+        steps, offset = int(calls["steps"][k]), int(sum(calls["steps"][:k]))
+    return f"timestep {t} (processing order; input step {offset + steps - 1 - t}, go_backwards)"
 
 
 def _describe_index(fixture, name: str, index: tuple) -> str:
+    """``[batch b, timestep t, unit u]`` for a sequence, ``[batch b, unit u]`` for a state, else the bare index."""
     if len(index) == 3:
-        return f"[batch {index[0]}, {_step_label(fixture, index[1])}, unit {index[2]}]"
+        return f"[batch {index[0]}, {_step_label(fixture, name, index[1])}, unit {index[2]}]"
     if len(index) == 2:
         return f"[batch {index[0]}, unit {index[1]}]"
     return str(list(index))
 
 
 def first_bad(bad: np.ndarray) -> tuple:
-    """The first offending index, ordered by timestep first for (batch, time, unit) arrays."""
+    """The first True index of ``bad`` (which must have one); timestep first, then batch, for (B, T, U)."""
     where = np.argwhere(bad)
     if bad.ndim == 3:
         where = where[np.lexsort((where[:, 2], where[:, 0], where[:, 1]))]
     return tuple(int(i) for i in where[0])
 
 
-def localise_trace(fixture, trace) -> str | None:
-    """The first step and gate at which the implementation's trace leaves the fixture's."""
-    expected = fixture.trace
-    if not isinstance(trace, Mapping) or not expected:
+def _gate_rank(name: str) -> int:
+    """Computation order within a step (gates, then c, then h), so a tie names the gate that went wrong first."""
+    short = name.rsplit("/", 1)[-1]
+    return TRACE_ORDER.index(short) if short in TRACE_ORDER else len(TRACE_ORDER)
+
+
+def _trace_order(names) -> list[str]:
+    """Names grouped by part (``forward/``, ``layers/0/``...), in computation order within each."""
+    return sorted(names, key=lambda k: (k.rpartition("/")[0], _gate_rank(k)))
+
+
+def _trace_problem(got, want: np.ndarray) -> str | None:
+    """Why one returned trace entry cannot be compared, or None when it can."""
+    if not isinstance(got, np.ndarray):
+        return f"{type(got).__name__}, not numpy.ndarray"
+    if got.dtype.kind not in "fiu":
+        return f"dtype {got.dtype.name}, not float32 or float64"
+    if got.shape == want.shape:
         return None
-    first = None
-    for gate in sorted(expected, key=lambda g: TRACE_ORDER.index(g) if g in TRACE_ORDER else 99):
-        got = trace.get(gate)
-        if not isinstance(got, np.ndarray) or got.shape != expected[gate].shape:
+    if got.ndim == 3 and got.shape == (want.shape[1], want.shape[0], want.shape[2]):
+        return f"shape {got.shape}, which looks time-major"
+    return f"shape {got.shape}"
+
+
+def _expected_trace(expected: Mapping) -> str:
+    """The names and shapes of the fixture's trace, for a message about a trace that does not fit."""
+    names = _trace_order(expected)
+    shapes = {expected[k].shape for k in names}
+    if len(shapes) == 1:
+        return f"expected names {', '.join(map(repr, names))}, each of shape {shapes.pop()} (batch, time, units)"
+    return "expected names and shapes (batch, time, units) " + ", ".join(f"{k!r} {expected[k].shape}" for k in names)
+
+
+def localise_trace(fixture, trace) -> list[str]:
+    """What the implementation's trace says: the first (gate, step, batch row) leaving the fixture's trace,
+    and every entry that could not be compared, so a wrong name or layout is never taken for agreement."""
+    if not isinstance(trace, Mapping):
+        return []
+    expected = fixture.trace
+    if not expected:
+        return ["trace: not compared (this fixture stores no trace)"]
+    problems: dict[str, list[str]] = {}
+    for name in trace:
+        if name not in expected:
+            problems.setdefault("unknown name", []).append(repr(name))
+    compared, first = [], None
+    for gate in _trace_order(g for g in expected if g in trace):
+        got, want = trace[gate], expected[gate]
+        problem = _trace_problem(got, want)
+        if problem:
+            problems.setdefault(problem, []).append(repr(gate))
             continue
-        bad = ~close(got, expected[gate], fixture.tolerance)
+        compared.append(gate)
+        bad = ~close(got, want, fixture.tolerance)
         if bad.any():
-            step = int(np.argwhere(bad)[:, 1].min())
-            if first is None or step < first[0]:
-                first = (step, gate, float(np.abs(got[:, step] - expected[gate][:, step]).max()))
-    if first is None:
-        return "trace: every gate returned agrees with the fixture's trace"
-    step, gate, err = first
-    return f"trace: first diverging gate is {gate!r} at {_step_label(fixture, step)} (max abs error {err:.3g})"
+            index = first_bad(bad)
+            if first is None or index[1] < first[1][1]:  # a tie keeps the gate computed first
+                first = (gate, index)
+    if first is not None:
+        gate, (b, t, u) = first
+        got, want = trace[gate], expected[gate]
+        err = float(np.abs(got[:, t].astype(np.float64) - want[:, t]).max())
+        head = (f"trace: first diverging gate is {gate!r} at {_step_label(fixture, gate, t)} in batch row {b}, "
+                f"unit {u}: expected {float(want[b, t, u]):.7g}, got {float(got[b, t, u]):.7g} "
+                f"(max abs error {err:.3g} at that timestep)")
+    elif compared:
+        head = f"trace: every entry compared agrees with the fixture's trace ({', '.join(compared)})"
+    else:
+        head = "trace: not compared: no returned entry has a name and shape of the fixture's trace"
+    if not problems:
+        return [head]
+    return [head, *(f"  not compared, {why}: {', '.join(names)}" for why, names in problems.items()),
+            f"  {_expected_trace(expected)}"]
 
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
@@ -149,7 +212,7 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
     lines.insert(0, f"{head} does not match Keras ({fixture.layer}, tags: {', '.join(fixture.tags) or '-'}):")
     located = localise_trace(fixture, result.get("trace"))
     if located:
-        lines.append(f"  {located}")
+        lines += [f"  {line}" for line in located]
     elif not any(result[m].ndim == 3 for m in mismatched):
         lines.append("  (final values only: return a 'trace' mapping to locate the first diverging step and gate)")
     if diagnose is not None:

@@ -23,3 +23,11 @@ class FixtureError(Exception):
 
 class ImplementationError(Exception):
     """An implementation could not be loaded or returned something unusable."""
+
+
+class EngineError(ImplementationError):
+    """A ``cmd:`` engine failed; the message already holds its stderr tail, so no Python traceback is shown."""
+
+
+class UnknownImplementation(ValueError):
+    """An ``--impl`` name that is not registered, not ``module:attr`` and not ``cmd:``: a usage error."""

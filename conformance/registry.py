@@ -3,11 +3,14 @@
 Discovery is lazy: listing reads entry point metadata only; the code is imported
 when the implementation's first test runs, so a broken plug-in fails its own
 tests (with the import traceback and the entry point value) and nothing else.
+A bare name that is not registered is a typo, not a plug-in: ``select`` raises
+``UnknownImplementation`` (a usage error) before any case exists.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import os
 import traceback
@@ -16,7 +19,7 @@ from importlib import metadata
 from typing import Callable, Iterable
 
 from . import ENTRY_POINT_GROUP
-from .errors import ImplementationError
+from .errors import EngineError, ImplementationError, UnknownImplementation
 
 ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
 
@@ -42,8 +45,9 @@ class Implementation:
             except BaseException as exc:  # noqa: BLE001 - any plug-in failure is reported, not propagated
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                self._error = (f"implementation {self.name!r} ({self.value}) failed to load:\n"
-                               + "".join(traceback.format_exception(exc)))
+                detail = (str(exc) if isinstance(exc, EngineError)  # a cmd: engine: our traceback is noise
+                          else "".join(traceback.format_exception(exc)))
+                self._error = f"implementation {self.name!r} ({self.value}) failed to load:\n{detail}"
         if self._error is not None:
             raise ImplementationError(self._error)
         return self._loaded
@@ -96,7 +100,10 @@ def registered() -> dict[str, Implementation]:
 
 
 def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
-    """One ``--impl`` value: a registered name, ``module:attr``, or ``cmd:COMMAND``."""
+    """One ``--impl`` value: a registered name, ``module:attr``, or ``cmd:COMMAND``.
+
+    An unknown bare name is a typo, not a broken plug-in: UnknownImplementation, before any case runs.
+    """
     if spec in known:
         return known[spec]
     if spec.startswith("cmd:"):
@@ -104,26 +111,37 @@ def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
         return Implementation(spec, spec, _loader=lambda: command_implementation(spec[4:]))
     if ":" in spec:
         return Implementation(spec, spec, _loader=lambda: _import_attr(spec))
-    names = ", ".join(known) or "none"
-    return Implementation(spec, spec, _loader=lambda: _unknown(spec, names))
+    raise UnknownImplementation(_unknown_message(spec, known))
 
 
-def _unknown(spec: str, names: str):
-    raise ImplementationError(f"no implementation named {spec!r} is registered under "
-                              f"{ENTRY_POINT_GROUP!r} (registered: {names}); use a name, module:attr or cmd:COMMAND")
+def _unknown_message(spec: str, known: Iterable[str]) -> str:
+    """Names what is registered and, when one is close, the name that was probably meant."""
+    known = list(known)
+    close = difflib.get_close_matches(spec, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"no implementation named {spec!r} is registered under {ENTRY_POINT_GROUP!r}{hint} "
+            f"(registered: {', '.join(known) or 'none'}; or give module:attr or cmd:COMMAND)")
 
 
 def select(specs: Iterable[str] = ()) -> list[Implementation]:
-    """The implementations to run: ``specs`` (``--impl``), else ``$LSTM_CONFORMANCE_IMPL``, else all registered."""
+    """The implementations to run: ``specs`` (``--impl``), else ``$LSTM_CONFORMANCE_IMPL``, else all registered.
+
+    Raises UnknownImplementation (a usage error) for a bare name that is not registered.
+    """
     known = registered()
     specs = [s for s in specs if s]
+    source = "--impl"
     if not specs and os.environ.get(ENV_IMPL):
         specs = [s.strip() for s in os.environ[ENV_IMPL].split(",") if s.strip()]
+        source = f"${ENV_IMPL}"
     if not specs:
         return list(known.values())
     chosen, seen = [], set()
     for spec in specs:
         if spec not in seen:
             seen.add(spec)
-            chosen.append(from_spec(spec, known))
+            try:
+                chosen.append(from_spec(spec, known))
+            except UnknownImplementation as exc:
+                raise UnknownImplementation(f"{source}: {exc}") from None
     return chosen

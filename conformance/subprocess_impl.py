@@ -9,9 +9,10 @@ expected outputs and no trace. It writes one JSON object on stdout, either::
                  "trace": {"i": {...}, ...}}}          # trace optional; dtype optional (float32)
     {"unsupported": "reason"}                           # a skip with the reason
 
-A timeout, a non-zero exit, or stdout that is not exactly one such object is an
-``ImplementationError`` naming the command, the fixture, the exit code and the tail of stderr.
-See SPEC.md, "Subprocess protocol".
+A timeout, a non-zero exit, stdout that is not exactly one such object, or outputs with the
+wrong names or shapes is an ``EngineError`` (an ``ImplementationError``) naming the command, the
+fixture, the exit code and the tail of stderr, once: the suite shows no Python traceback for it,
+since ours says nothing about the engine. See SPEC.md, "Subprocess protocol".
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import shutil
 import signal
 import subprocess
 import threading
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
-from .errors import ImplementationError, Unsupported
+from .compare import validate
+from .errors import EngineError, Unsupported
 from .export import array_from_json, dumps, fixture_to_json
 
 PROTOCOL = 1
@@ -66,10 +68,10 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
     """
     argv = shlex.split(command)
     if not argv:
-        raise ImplementationError("cmd: needs a command, e.g. --impl 'cmd:./my-engine --flag'")
+        raise EngineError("cmd: needs a command, e.g. --impl 'cmd:./my-engine --flag'")
     executable = shutil.which(argv[0])
     if executable is None:
-        raise ImplementationError(f"command {command!r}: {argv[0]!r} is not an executable file or on PATH")
+        raise EngineError(f"command {command!r}: {argv[0]!r} is not an executable file or on PATH")
     limit = default_timeout() if timeout is None else float(timeout)
     kill_after = limit - min(1.0, 0.1 * limit)
 
@@ -79,19 +81,24 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
         try:
             stdout, stderr, code, timed_out = _communicate(argv, request, kill_after)
         except OSError as exc:  # e.g. not executable, bad interpreter line
-            raise ImplementationError(f"command {command!r} on fixture {fixture.id!r} could not start: {exc}") from None
+            raise EngineError(f"command {command!r} on fixture {fixture.id!r} could not start: {exc}") from None
 
-        def fail(problem: str) -> ImplementationError:
-            return ImplementationError(f"command {command!r} on fixture {fixture.id!r}: {problem} "
-                                       f"(exit code {code})\n{_tail(stderr)}")
+        def fail(problem: str, details: Sequence[str] = ()) -> EngineError:
+            listed = "".join(f"\n  - {d}" for d in details)
+            return EngineError(f"command {command!r} on fixture {fixture.id!r}: {problem} (exit code {code})"
+                               f"{':' if listed else ''}{listed}\n{_tail(stderr)}")
 
         if timed_out:
             raise fail(f"timed out after {kill_after:g} s; its process group was killed")
         if code != 0:
             raise fail("exited with a non-zero status")
-        return parse_response(stdout, fail)
+        result = parse_response(stdout, fail)
+        problems = validate(fixture, result)  # checked here, where the stderr tail is still at hand
+        if problems:
+            raise fail("returned unusable output", problems)
+        return result
 
-    run.version = command
+    # no run.version: the protocol carries none, and the command is already the implementation's name
     run.info = lambda: {"protocol": f"json-{PROTOCOL}", "executable": executable}
     run.command = command
     return run

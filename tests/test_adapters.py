@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 
 import numpy as np
 import pytest
 
-from conformance import reference, registry, writer
+from conformance import Unsupported, reference, registry, writer
 from conformance.fixtures import list_fixtures
 from conformance.mistakes import BY_KEY, diagnose
 from conformance.suite import Case, judge
@@ -208,18 +209,72 @@ def test_right_padded_masks_become_sequence_lengths_where_keras_agrees(adapter, 
         assert verdict.status == expected, f"{fixture.id}: {verdict.status}, expected {expected}\n{verdict.message}"
 
 
-@pytest.mark.parametrize("adapter", ADAPTERS)
-def test_missing_library_is_a_skip_with_the_reason(adapter, gallery, monkeypatch):
-    module = adapter.load()
-    loader = module._torch if adapter is TORCH else module._libraries
-    loader.cache_clear()
-    for package in adapter.packages:
-        monkeypatch.setitem(sys.modules, package, None)  # "import package" now raises ImportError
-    try:
-        verdict = judge(Case(implementation(adapter), gallery[0]), 60)
-    finally:
-        loader.cache_clear()
-    assert verdict.status == "skipped" and "is not installed" in verdict.message, verdict
+# -- a missing library: every built-in adapter says it the same way, with the install command ----
+
+def _clear_import_caches():
+    from conformance.adapters import keras, onnx, torch
+    for cached in (keras.keras_module, torch._torch, onnx._libraries):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def blocked(monkeypatch):
+    """``blocked("torch")`` makes ``import torch`` fail as if it were not installed, for this test only."""
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    _clear_import_caches()
+
+    def block(*packages):
+        for package in packages:
+            monkeypatch.setitem(sys.modules, package, None)  # "import package" now raises ImportError
+    yield block
+    monkeypatch.undo()
+    _clear_import_caches()
+
+
+def standard(package: str, extra: str) -> str:
+    return f'needs {package}, which is not installed: pip install "lstm-conformance[{extra}]"'
+
+
+MISSING = [  # (entry point, what is not installed, the library named, the extra that installs it)
+    ("keras", ("keras",), "keras", "keras"),
+    ("keras-load", ("keras",), "keras", "keras"),
+    ("tflite", ("keras",), "keras", "keras"),
+    ("torch", ("torch",), "torch", "torch"),
+    ("onnxruntime", ("onnx", "onnxruntime"), "onnx", "onnx"),
+    ("onnxruntime", ("onnxruntime",), "onnxruntime", "onnx"),
+]
+
+
+@pytest.mark.parametrize("name, packages, library, extra", MISSING)
+def test_missing_library_is_a_skip_with_the_install_command(name, packages, library, extra, gallery, blocked):
+    blocked(*packages)
+    verdict = judge(Case(registry.registered()[name], gallery[0]), 60)
+    assert verdict.status == "skipped", verdict
+    assert verdict.message == f"{name}: {standard(library, extra)}", verdict.message
+
+
+@pytest.mark.parametrize("name, packages, library, extra", MISSING)
+def test_missing_library_is_flagged_by_info(name, packages, library, extra, blocked):
+    """``--list-impls`` and the report header read ``info()``: they say it in the same words."""
+    blocked(*packages)
+    assert registry.registered()[name].info().get("error") == standard(library, extra)
+
+
+def test_missing_tensorflow_for_tflite(blocked):
+    from conformance.adapters import tflite
+    blocked("tensorflow")
+    with pytest.raises(Unsupported, match=rf"^{re.escape(standard('tensorflow', 'keras'))}$"):
+        tflite._tf()
+
+
+def test_a_library_that_fails_to_import_is_not_called_missing(tmp_path, monkeypatch):
+    """Installed but broken: "pip install" would not help, so the import error is shown instead."""
+    from conformance.adapters.requires import require
+    (tmp_path / "broken_lib_xyz.py").write_text("import a_dependency_that_is_missing_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Unsupported, match=r"^needs broken_lib_xyz, which is installed but fails to import: "
+                                          r"No module named 'a_dependency_that_is_missing_xyz'$"):
+        require("broken_lib_xyz")
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import ImplementationError, Unsupported, list_fixtures, reference
+from conformance import ImplementationError, Unsupported, list_fixtures, reference, registry
 from conformance.compare import close
+from conformance.errors import EngineError
+from conformance.suite import Case, judge
 from conformance.subprocess_impl import command_implementation
 from conformance.writer import finish_meta, write_fixture
 
@@ -91,8 +93,10 @@ def test_js_port_trace_matches_the_gallery_trace():
     """The port's per-step gate values agree too, so a port author can copy its trace format."""
     run = command_implementation(JS_COMMAND)
     fixtures = [f for f in list_fixtures().fixtures if js_port_claims(f)][::6]
+    assert fixtures, "no LSTM or GRU fixture in the gallery: nothing was checked"
     for fixture in fixtures:
         trace = run(fixture.isolated())["trace"]
+        assert fixture.trace, f"{fixture.id} stores no trace: nothing to compare"
         for gate, want in fixture.trace.items():
             assert close(trace[gate], want, fixture.tolerance).all(), f"{fixture.id}: trace {gate!r} differs"
 
@@ -313,3 +317,58 @@ def test_command_that_cannot_start_fails_clearly(basic, tmp_path):
     script.chmod(0o755)
     with pytest.raises(ImplementationError, match="could not start"):
         command_implementation(str(script))(basic.isolated())
+
+
+# -- how an engine's failure reads ---------------------------------------------------------------
+
+def test_wrong_shapes_fail_with_the_stderr_tail(basic):
+    """The engine's log is what explains a wrong shape, so the failure carries it like any other."""
+    small = python_command("""
+        import json, sys
+        sys.stdin.read()
+        print("engine: guessed units=1 from the bias", file=sys.stderr)
+        one = {"shape": [1, 1], "data": [[0.5]]}
+        print(json.dumps({"outputs": {"output": one, "state_h": one}}))
+    """)
+    with pytest.raises(EngineError) as caught:
+        command_implementation(small)(basic.isolated())
+    message = str(caught.value)
+    assert "returned unusable output (exit code 0):" in message, message
+    assert "  - output 'output' has shape (1, 1), expected" in message and "missing output 'state_c'" in message
+    assert message.endswith("stderr:\n  | engine: guessed units=1 from the bias"), message
+
+
+def test_engine_failures_are_engine_errors(basic):
+    """The type tells the suite that the message is complete and a Python traceback would be noise."""
+    crash = python_command("import sys; sys.stdin.read(); sys.exit(3)")
+    with pytest.raises(EngineError):
+        command_implementation(crash)(basic.isolated())
+    assert issubclass(EngineError, ImplementationError)
+
+
+def test_engine_failure_shows_its_stderr_once_and_no_traceback(basic):
+    """Through the suite's judge: the engine's message once, then the repro; none of our frames."""
+    crash = python_command("""
+        import sys
+        sys.stdin.read()
+        print("engine: cannot parse", "recurrent_kernel", file=sys.stderr)  # the line is not in the command
+        sys.exit(3)
+    """)
+    verdict = judge(Case(registry.from_spec(f"cmd:{crash}", {}), basic), 30)
+    assert verdict.status == "failed", verdict
+    assert verdict.message.count("engine: cannot parse recurrent_kernel") == 1, verdict.message
+    assert "Traceback" not in verdict.message and "subprocess_impl.py" not in verdict.message, verdict.message
+
+
+def test_the_command_is_not_repeated_as_a_version(basic, tmp_path):
+    """A cmd: engine has no version; the command is its name and is said once per line."""
+    zeros = {name: {"shape": list(a.shape), "data": np.zeros(a.shape).tolist()} for name, a in basic.expected.items()}
+    script = tmp_path / "zeros.py"
+    script.write_text(f"import sys\nsys.stdin.read()\nprint({json.dumps({'outputs': zeros})!r})\n")
+    engine = shlex.join([sys.executable, str(script)])
+    impl = registry.from_spec(f"cmd:{engine}", {})
+    assert getattr(impl.load(), "version", None) is None and impl.info()["version"] is None
+    verdict = judge(Case(impl, basic), 30)
+    head = verdict.message.splitlines()[0]
+    assert verdict.status == "failed" and "does not match Keras" in head, verdict.message
+    assert head.count(engine) == 1, head

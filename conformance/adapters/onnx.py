@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import Unsupported
 from . import convert
+from .requires import check_installed, require
 
 LIBRARY = "ONNX Runtime"
 OPSET = 14          # the LSTM/GRU/RNN operators as of opset 14 (``layout`` added; we use the default 0)
@@ -43,13 +44,7 @@ def _activation(definition) -> tuple[str, list, list]:
 
 @functools.lru_cache(maxsize=None)
 def _libraries():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as exc:
-        raise Unsupported(f"onnx/onnxruntime is not installed ({exc}); "
-                          "pip install 'lstm-conformance[onnx]'") from None
-    return onnx, onnxruntime
+    return require("onnx"), require("onnxruntime")
 
 
 def _version(name: str) -> str | None:
@@ -60,6 +55,8 @@ def _version(name: str) -> str | None:
 
 
 def info() -> dict:
+    check_installed("onnx")
+    check_installed("onnxruntime")
     return {"onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"), "opset": OPSET}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import Unsupported
 from . import convert
+from .requires import check_installed, require
 
 LIBRARY = "PyTorch"
 MODULES = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
@@ -26,10 +27,7 @@ GATE_ORDER = {"LSTM": ("i", "f", "c", "o"), "GRU": ("r", "z", "h"), "SimpleRNN":
 
 @functools.lru_cache(maxsize=None)
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise Unsupported(f"torch is not installed ({exc}); pip install 'lstm-conformance[torch]'") from None
+    torch = require("torch")
     # The suite calls run() in a fresh thread per fixture; with intra-op parallelism each new thread
     # starts its own OpenMP team (0.1-1 s a call). Fixture matrices are tiny: one thread is faster.
     torch.set_num_threads(1)
@@ -44,6 +42,7 @@ def _version() -> str | None:
 
 
 def info() -> dict:
+    check_installed("torch")
     return {"torch": _version()}
 
 
