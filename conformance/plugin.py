@@ -81,10 +81,15 @@ def pytest_cmdline_main(config):
     return None
 
 
+def _distributed(config) -> bool:
+    """pytest-xdist runs the cases in worker processes (``-n``): the controller need not load any implementation."""
+    return bool(getattr(config.option, "numprocesses", None)) and not getattr(config.option, "collectonly", False)
+
+
 def pytest_report_header(config):
     if _is_worker(config) or SESSION not in config.stash:
         return None
-    return session(config).header_lines()
+    return session(config).header_lines(load=not _distributed(config))
 
 
 def pytest_generate_tests(metafunc):
@@ -138,6 +143,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     results = config.stash[RESULTS]
     terminalreporter.section("lstm-conformance summary")
+    if _distributed(config):
+        terminalreporter.write_line("implementations (as loaded in the workers):")
+        for line in results.version_lines():
+            terminalreporter.write_line(line)
     for line in results.table_lines():
         terminalreporter.write_line(line)
     unused = results.unmatched_ledger()

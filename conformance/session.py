@@ -76,15 +76,19 @@ class Session:
     def cases(self) -> list[Case]:
         return [Case(impl, item, self.root) for impl in self.impls for item in [*self.fixtures, *self.errors]]
 
-    def header_lines(self) -> list[str]:
-        """What the run is about to do: fixtures, implementations with versions, env, timeout."""
+    def header_lines(self, load: bool = True) -> list[str]:
+        """What the run is about to do: fixtures, implementations with versions, env, timeout.
+
+        ``load=False`` (pytest-xdist's controller) names the implementations without importing them:
+        the workers load them, and their versions arrive with the records (summary table, JSON).
+        """
         lines = [f"lstm-conformance {__version__}: fixtures {self.root} ({len(self.fixtures)} selected, "
                  f"{len(self.errors)} broken; set {self.set_digest and self.set_digest[:15]})"]
         for impl in self.impls:
-            info = impl.info()
-            extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
-            lines.append(f"  implementation {impl.name} {info.get('version') or '?'} = {impl.value}"
-                         + (f" ({extra})" if extra else ""))
+            if not load:
+                lines.append(f"  implementation {impl.name} = {impl.value} (loaded in the workers)")
+                continue
+            lines.append(f"  implementation {impl.name} {describe(impl.info())} = {impl.value}")
         env = shown_env()
         lines.append("  env: " + (" ".join(f"{k}={v}" for k, v in env.items()) or "(none of the suite's variables set)"))
         lines.append(f"  per-fixture timeout {self.timeout:g} s")
@@ -112,6 +116,7 @@ class Session:
             "backend": None if backend is None else str(backend),
             "ledger_entry": entry.index if entry is not None else None,
             "impl_notes": _impl_notes(case),
+            "impl_info": _plain(case.impl.info()),
         }
         return verdict, record
 
@@ -171,6 +176,17 @@ def _implementations(specs) -> list[registry.Implementation]:
     return impls
 
 
+def describe(info: dict) -> str:
+    """``0.1.0 (keras 3.15.1, backend tensorflow)`` from an implementation's info()."""
+    extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
+    return f"{info.get('version') or '?'}" + (f" ({extra})" if extra else "")
+
+
+def _plain(info: dict) -> dict:
+    """info() as plain strings: records cross process boundaries (pytest-xdist) and land in JSON."""
+    return {str(k): (None if v is None else str(v)) for k, v in info.items()}
+
+
 def _impl_notes(case: Case) -> str | None:
     """``run.notes(fixture_id)`` where the implementation offers it (e.g. the ops TFLite's converter produced)."""
     try:
@@ -225,6 +241,14 @@ class Results:
         return [e for e in self.session.ledger if e.index not in used
                 and any(e.in_scope(*condition) for condition in conditions)]
 
+    def implementations(self) -> dict[str, dict]:
+        """Each implementation's info() as the process that ran it saw it (no import here when it ran elsewhere)."""
+        seen = {r["impl"]: r["impl_info"] for r in self.records if r.get("impl_info")}
+        return {i.name: seen[i.name] if i.name in seen else i.info() for i in self.session.impls}
+
+    def version_lines(self) -> list[str]:
+        return [f"  {name}: {describe(info)}" for name, info in self.implementations().items()]
+
     def table_lines(self) -> list[str]:
         statuses = list(Status)
         w = TABLE_NAME_WIDTH
@@ -242,7 +266,7 @@ class Results:
     def summary(self) -> dict:
         s = self.session
         return {"lstm_conformance": __version__, "fixtures_dir": str(s.root), "fixture_set": s.set_digest,
-                "implementations": {i.name: i.info() for i in s.impls}, "env": shown_env(),
+                "implementations": self.implementations(), "env": shown_env(),
                 "cases": self.sorted_records(),
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
