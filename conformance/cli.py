@@ -19,7 +19,10 @@ from . import __version__, options, session
 from .errors import FixtureError
 from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
 from .gallery import fence, fmt, shape_text, trace_keys
-from .reference import sub_mapping as _sub
+from .errors import Unsupported
+from .families import family
+from .wrappers import Part
+from . import wrappers
 from .options import ENV_FIXTURES, OPTIONS, dest
 
 
@@ -106,40 +109,6 @@ def cmd_show(args) -> int:
 
 # -- explain --------------------------------------------------------------------------------------
 
-def _pre_activations(layer, w, x, h):
-    """Per gate: (label, pre-activation recomputed from the sliced weights, trace name of its value)."""
-    if layer == "LSTM":
-        return [(f"pre {g}", x @ w["kernel"][g] + h @ w["recurrent_kernel"][g] + w["bias"][g],
-                 "c_tilde" if g == "c" else g) for g in w["kernel"]]
-    if layer == "GRU":  # the candidate hh needs r; the caller adds it
-        b_in, b_rec = w["bias"]["input"], w["bias"]["recurrent"]
-        return [(f"pre {g}", x @ w["kernel"][g] + b_in[g] + h @ w["recurrent_kernel"][g] + b_rec[g], g)
-                for g in ("z", "r")]
-    return [("pre h", x @ w["kernel"]["h"] + h @ w["recurrent_kernel"]["h"] + w["bias"]["h"], "h")]
-
-
-def _gru_candidate(config, w, x, h, r):
-    b_in, b_rec = w["bias"]["input"], w["bias"]["recurrent"]
-    if config.get("reset_after", True):
-        return x @ w["kernel"]["h"] + b_in["h"] + r * (h @ w["recurrent_kernel"]["h"] + b_rec["h"])
-    return x @ w["kernel"]["h"] + b_in["h"] + (r * h) @ w["recurrent_kernel"]["h"]
-
-
-CELL_TEXT = {
-    "LSTM": ["pre_g = x_t @ kernel[:, g] + h_prev @ recurrent_kernel[:, g] + bias[g]   for each gate g",
-             "i, f, o = recurrent_activation(pre_i), recurrent_activation(pre_f), recurrent_activation(pre_o)",
-             "c_tilde = activation(pre_c)",
-             "c = f * c_prev + i * c_tilde;   h = o * activation(c)"],
-    "GRU": ["pre_z = x_t @ kernel[:, z] + b_in[z] + h_prev @ recurrent_kernel[:, z] + b_rec[z]   (same for r)",
-            "z, r = recurrent_activation(pre_z), recurrent_activation(pre_r)",
-            "{hh}",
-            "hh = activation(pre_hh);   h = z * h_prev + (1 - z) * hh"],
-    "SimpleRNN": ["pre_h = x_t @ kernel + h_prev @ recurrent_kernel + bias", "h = activation(pre_h)"],
-}
-GRU_HH = {True: "pre_hh = x_t @ kernel[:, h] + b_in[h] + r * (h_prev @ recurrent_kernel[:, h] + b_rec[h])   (reset_after=True)",
-          False: "pre_hh = x_t @ kernel[:, h] + bias[h] + (r * h_prev) @ recurrent_kernel[:, h]   (reset_after=False)"}
-
-
 def _row(label: str, value, width: int, precision: int | None = None) -> str:
     """``  label  [values]`` with continuation lines of a 2-D array aligned under the first."""
     pad = " " * (width + 3)
@@ -147,90 +116,36 @@ def _row(label: str, value, width: int, precision: int | None = None) -> str:
     return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
 
 
-def _parts(fixture: Fixture) -> list[dict]:
-    """The plain recurrent layers a fixture is made of, each with its own weights, gates and inputs.
-
-    A single layer is one part; Bidirectional is a forward and a go_backwards copy of the
-    wrapped layer (Keras sets zero_output_for_mask = return_sequences on both); Stacked is
-    one part per layer, each fed the previous layer's output sequence.
-    """
-    layer, config, inputs = fixture.layer, fixture.config, dict(fixture.inputs)
-    calls = fixture.meta.get("calls")
-    if calls and layer in CELL_TEXT:
-        from .reference import split_calls
-        resets = set(calls.get("reset_before", ()))
-        return [dict(prefix="", layer=layer, config=config, weights=fixture.weights, gates=fixture.gates,
-                     activations=fixture.activations, inputs=chunk, carry=k > 0 and k not in resets,
-                     note=f"Stateful, call {k} ({calls['steps'][k]} steps): "
-                          + ("starts from zeros" if k == 0 else "reset_state() before it: starts from zeros"
-                             if k in resets else "starts from the states the previous call ended with"))
-                for k, chunk in enumerate(split_calls(inputs, calls))]
-    if calls:
-        raise UsageError(f"explain is not supported for stateful {layer} fixtures ({fixture.id})")
-    if layer in CELL_TEXT:
-        return [dict(prefix="", layer=layer, config=config, weights=fixture.weights, gates=fixture.gates,
-                     activations=fixture.activations, inputs=inputs, note="")]
-    if layer == "Bidirectional":
-        inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
-        inner["zero_output_for_mask"] = bool(inner.get("return_sequences", False))
-        shared = {k: v for k, v in inputs.items() if "/" not in k}
-        backwards = bool(inner.get("go_backwards", False))
-        return [dict(prefix=name, layer=config["wrapped"], config=dict(inner, go_backwards=back),
-                     weights=_sub(fixture.weights, name), gates=_sub(fixture.gates, name),
-                     activations=fixture.activations, inputs={**shared, **_sub(inputs, name)},
-                     note=(f"Bidirectional, {name} half: a {config['wrapped']} with go_backwards={back}"
-                           f" and zero_output_for_mask={inner['zero_output_for_mask']} (Keras sets it to"
-                           f" return_sequences); merge_mode={config.get('merge_mode', 'concat')}"
-                           + ("; the backward sequence is flipped back to time order before merging"
-                              if inner.get("return_sequences") else "")))
-                for name, back in (("forward", backwards), ("backward", not backwards))]
-    if layer == "Stacked":
-        parts = []
-        for k, sub in enumerate(config["layers"]):
-            prefix = f"layers/{k}"
-            parts.append(dict(prefix=prefix, layer=sub["layer"], config=sub["config"],
-                              weights=_sub(fixture.weights, prefix), gates=_sub(fixture.gates, prefix),
-                              activations=fixture.activations[prefix],
-                              inputs={**({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)},
-                              note=f"Stacked, layer {k}: a {sub['layer']}"
-                                   + (", fed the previous layer's output sequence (x_t below)" if k else "")))
-        return parts
-    raise UsageError(f"explain is not supported for layer {layer} ({fixture.id}); "
-                     f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate")
-
-
-def _walk(part: dict, batch: int, precision: int | None = None) -> tuple[list[str], dict]:
+def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[str], dict]:
     """Every step of one plain layer for one batch row; returns the text and the reference's result (all rows)."""
     from . import reference
     from .gallery import _activations_text
 
-    layer, config, inputs = part["layer"], part["config"], part["inputs"]
-    if layer not in CELL_TEXT:
-        raise UsageError(f"explain is not supported for layer {layer}")
-    pfx = part["prefix"] + "/" if part["prefix"] else ""
-    result = reference.forward(layer, dict(config, return_sequences=True), part["weights"], part["gates"],
-                               part["activations"], inputs)
+    layer, config, inputs = part.layer, part.config, part.inputs
+    fam = family(layer)
+    pfx = part.prefix + "/" if part.prefix and not part.shared_weights else ""
+    result = reference.forward(layer, dict(config, return_sequences=True), part.weights, part.gates,
+                               part.activations, inputs)
     trace = result["trace"]
     units = int(config["units"])
-    w = reference._weights(layer, config, part["weights"], part["gates"], units)
-    state_names = ("h", "c") if layer == "LSTM" else ("h",)
+    w = fam.weights(config, part.weights, part.gates)
+    state_names = fam.states
     backwards = bool(config.get("go_backwards", False))
     x = np.asarray(inputs["x"], np.float64)
     steps = x.shape[1]
     mask = inputs.get("mask")
     zero_masked = bool(config.get("zero_output_for_mask", False))
 
-    body = [*([part["note"], ""] if part["note"] else []),
+    body = [*([part.note, ""] if part.note else []),
             "Which columns are which gate (the fixture's `gates`: [start:stop] of the last axis):"]
-    width = max(len(pfx + name) for name in part["weights"])
-    for name, weight in part["weights"].items():
-        ranges = "  ".join(f"{g} [{a}:{b}]" for g, (a, b) in part["gates"].get(name, {}).items())
+    width = max(len(pfx + name) for name in part.weights)
+    for name, weight in part.weights.items():
+        ranges = "  ".join(f"{g} [{a}:{b}]" for g, (a, b) in part.gates.get(name, {}).items())
         body.append(f"  {pfx + name:{width}}  {shape_text(weight.shape):6} {ranges}")
     if not config.get("use_bias", True):
         body.append("  (use_bias=False: every bias term below is zero)")
-    cell = [line.replace("{hh}", GRU_HH[bool(config.get("reset_after", True))]) for line in CELL_TEXT[layer]]
-    body += ["", f"The {layer} cell as Keras computes it:", *(f"  {line}" for line in cell),
-             *(f"  {line.replace('`', '')}" for line in _activations_text(part["activations"]))]
+    body += ["", f"The {layer} cell as Keras computes it:", *(f"  {line}" for line in fam.explain_lines(config)),
+             *(f"  {line.replace('`', '')}" for line in _activations_text(part.activations))]
     order = list(range(steps - 1, -1, -1)) if backwards else list(range(steps))
     body += ["", "Processing order: input steps " + ", ".join(map(str, order))
              + (" (go_backwards: the returned sequence stays in this order)" if backwards else "")]
@@ -250,11 +165,9 @@ def _walk(part: dict, batch: int, precision: int | None = None) -> tuple[list[st
         body += ["", f"step {k} = input step {t}{note}"]
         xt, h_prev = x[batch, t], previous["h"]
         rows = [("x_t", xt)] + [(f"{n}_prev", previous[n]) for n in state_names]
-        for label, value, tname in _pre_activations(layer, w, xt, h_prev):
-            rows += [(label, value), (tname, trace[tname][batch, k])]
-        if layer == "GRU":
-            rows += [("pre hh", _gru_candidate(config, w, xt, h_prev, trace["r"][batch, k])),
-                     ("hh", trace["hh"][batch, k])]
+        step = {n: v[batch, k] for n, v in trace.items()}
+        for label, value, tname in fam.pre_activations(w, config, xt, h_prev, step):
+            rows += [(label, value), (tname, step[tname])]
         shown = {r[0] for r in rows}
         rows += [(n, trace[n][batch, k]) for n in trace_keys(trace) if n not in shown]
         rows.append(("output", result["output"][batch, k]))
@@ -271,13 +184,18 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
     n_batch = fixture.inputs["x"].shape[0]
     if not 0 <= batch < n_batch:
         raise UsageError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
+    calls = fixture.meta.get("calls")
+    try:
+        parts = wrappers.parts(fixture)
+    except Unsupported as exc:
+        raise UsageError(f"explain is not supported for {fixture.id}: {exc}; "
+                         f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate") from None
     body, last = [], None
-    for part in _parts(fixture):
-        if fixture.layer == "Stacked":
-            part["inputs"]["x"] = fixture.inputs["x"] if last is None else last["output"]
-        if part.get("carry"):
-            part["inputs"].update({f"initial_state_{k[len('state_'):]}": v for k, v in last.items()
-                                   if k.startswith("state_")})
+    for k, part in enumerate(parts):
+        if fixture.layer == "Stacked" and last is not None:
+            part.inputs["x"] = last["output"]
+        if calls and wrappers.carries(calls, k):
+            part.inputs.update(wrappers.final_states(last))
         lines, last = _walk(part, batch, precision)
         body += [*(["", "-" * 40] if body else []), *lines]
     whole = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,

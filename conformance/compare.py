@@ -16,8 +16,9 @@ from typing import Mapping
 
 import numpy as np
 
+from .families import FAMILIES, TRACE_ORDER, Family
+
 ACCEPTED_DTYPES = ("float32", "float64")
-TRACE_ORDER = ("i", "f", "c_tilde", "o", "z", "r", "hh", "c", "h")
 
 
 @dataclasses.dataclass
@@ -86,13 +87,17 @@ def _step_label(fixture, name: str, t: int) -> str:
     return f"timestep {t} (processing order; input step {offset + steps - 1 - t}, go_backwards)"
 
 
+def family_of(fixture) -> Family:
+    """The family whose output axes label this fixture's arrays (a wrapper's: the layer it wraps)."""
+    from .wrappers import wrapped_layers
+    layers = sorted(wrapped_layers(fixture.layer, fixture.config)) if fixture.layer not in FAMILIES else [fixture.layer]
+    return FAMILIES.get(layers[0] if layers else "", FAMILIES["LSTM"])
+
+
 def _describe_index(fixture, name: str, index: tuple) -> str:
-    """``[batch b, timestep t, unit u]`` for a sequence, ``[batch b, unit u]`` for a state, else the bare index."""
-    if len(index) == 3:
-        return f"[batch {index[0]}, {_step_label(fixture, name, index[1])}, unit {index[2]}]"
-    if len(index) == 2:
-        return f"[batch {index[0]}, unit {index[1]}]"
-    return str(list(index))
+    """``[batch b, timestep t, unit u]`` for a sequence, ``[batch b, unit u]`` for a state (the family's own axis
+    names), else the bare index."""
+    return family_of(fixture).label(tuple(index), lambda t: _step_label(fixture, name, t))
 
 
 def first_bad(bad: np.ndarray) -> tuple:

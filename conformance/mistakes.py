@@ -3,7 +3,9 @@
 When a port fails a fixture, the suite recomputes the fixture under every mistake that
 applies to it; if the port's output matches one within tolerance, the failure message
 names it in plain words. A mistake is data plus a small transformation of what the
-reference reads (gate slices, weights, activations, inputs) or a ``Quirks`` flag.
+reference reads (gate slices, weights, activations, inputs) or an ``Overrides`` of the
+reference (a mistaken cell, layer config, result or Bidirectional merge), all defined here:
+the reference itself computes Keras only.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import reference
+from . import reference, wrappers
 from .compare import close
-from .reference import Quirks
+from .families import FAMILIES
+from .reference import Overrides
 
-LSTM_ORDER = ("i", "f", "c", "o")
-GRU_ORDER = ("z", "r", "h")
+LSTM_ORDER = FAMILIES["LSTM"].gates
+GRU_ORDER = FAMILIES["GRU"].gates
 NAMED_LSTM_ORDERS = {
     ("i", "o", "f", "c"): "the ONNX order",
     ("i", "c", "f", "o"): "TensorFlow 1's LSTMCell order (i, j, f, o)",
@@ -37,7 +40,7 @@ class Problem:
     activations: Mapping
     inputs: Mapping
     calls: Mapping | None
-    quirks: Quirks = reference.KERAS
+    overrides: Overrides = reference.KERAS
 
     @classmethod
     def of(cls, fixture) -> "Problem":
@@ -46,7 +49,7 @@ class Problem:
 
     def outputs(self) -> dict:
         return reference.compute(self.layer, self.config, self.weights, self.gates, self.activations,
-                                 self.inputs, self.quirks, self.calls)
+                                 self.inputs, self.overrides, self.calls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,25 +152,98 @@ def _gru_bias_rows_swapped(problem):
     return _weights(problem, change)
 
 
-def _quirk(flag: str, needs: Callable[[Problem], bool]):
+def _override(needs: Callable[[Problem], bool], **pieces):
+    """A mistake computed by the reference with ``pieces`` of ``Overrides`` replaced, where ``needs`` holds."""
     def transform(problem):
-        return dataclasses.replace(problem, quirks=Quirks(**{flag: True})) if needs(problem) else None
+        return dataclasses.replace(problem, overrides=Overrides(**pieces)) if needs(problem) else None
     return transform
+
+
+# -- the mistaken pieces: cells, layer configs and inputs, results, merges ---------------------------
+
+def _lstm_without_cell_tanh(fam):
+    """h = o * c: the activation on the cell state left out."""
+    def cell(x, states, w, act, rec_act, config):
+        values, new = fam.cell(x, states, w, act, rec_act, config)
+        if fam.layer != "LSTM":
+            return values, new
+        values["h"] = values["o"] * values["c"]
+        return values, (values["h"], new[1])
+    return cell
+
+
+def _gru_interpolation_swapped(fam):
+    """h = (1-z) * h_prev + z * hh."""
+    def cell(x, states, w, act, rec_act, config):
+        values, new = fam.cell(x, states, w, act, rec_act, config)
+        if fam.layer != "GRU":
+            return values, new
+        values["h"] = (1 - values["z"]) * states[0] + values["z"] * values["hh"]
+        return values, (values["h"],)
+    return cell
+
+
+def _config(change: dict):
+    return lambda layer, config, inputs: ({**config, **change}, inputs)
+
+
+def _gru_reset_after_flipped(layer, config, inputs):
+    if layer == "GRU":
+        config = {**config, "reset_after": not config.get("reset_after", True)}
+    return config, inputs
+
+
+def _drop_inputs(prefix: str):
+    return lambda layer, config, inputs: (config, {k: v for k, v in inputs.items() if not k.startswith(prefix)})
+
+
+def _h_c_swapped(layer, config, inputs, result):
+    if layer == "LSTM":
+        result = {**result, "state_h": result["state_c"], "state_c": result["state_h"]}
+    return result
+
+
+def _go_backwards_flipped_back(layer, config, inputs, result):
+    if config.get("go_backwards") and config.get("return_sequences"):
+        result = {**result, "output": result["output"][:, ::-1]}
+    return result
+
+
+def _h0_at_leading_masked_steps(layer, config, inputs, result):
+    """Leading masked steps (in processing order) output h0 where Keras outputs zeros."""
+    h0, mask = inputs.get("initial_state_h"), inputs.get("mask")
+    if h0 is None or mask is None or config.get("zero_output_for_mask"):
+        return result
+    mask = np.asarray(mask, bool)
+    if config.get("go_backwards"):
+        mask = mask[:, ::-1]
+    leading = np.cumsum(mask, axis=1) == 0                  # (batch, steps): no step computed yet
+    output = np.array(result["output"], copy=True)
+    if config.get("return_sequences"):
+        output = np.where(leading[..., None], np.asarray(h0, np.float64)[:, None, :], output)
+    else:
+        output = np.where(leading[:, -1:], h0, output)     # a fully masked row: h0 instead of zeros
+    return {**result, "output": output}
+
+
+def _halves_swapped(config, halves):
+    return wrappers.merge_bidirectional(config, {"forward": halves["backward"], "backward": halves["forward"]})
+
+
+def _backward_not_reversed(config, halves):
+    backward = dict(halves["backward"])
+    if config.get("return_sequences"):
+        backward["output"] = backward["output"][:, ::-1]  # undone by the merge's own flip: left in processing order
+    return wrappers.merge_bidirectional(config, {**halves, "backward": backward})
 
 
 def _layers(problem) -> set:
     """Recurrent layer classes inside the fixture (through wrappers)."""
-    if problem.layer == "Bidirectional":
-        return {problem.config["wrapped"]}
-    if problem.layer == "Stacked":
-        return {sub["layer"] for sub in problem.config["layers"]}
-    return {problem.layer}
+    return wrappers.wrapped_layers(problem.layer, problem.config)
 
 
 def _configs(problem):
-    if problem.layer == "Stacked":
-        return [sub["config"] for sub in problem.config["layers"]]
-    return [problem.config]
+    return wrappers.layer_configs(problem.layer, problem.config)
 
 
 def _masked(problem):
@@ -213,38 +289,39 @@ def _build() -> list[Mistake]:
                 _sigmoid_for_hard_sigmoid, "lstm-hard-sigmoid-keras3"),
         Mistake("go-backwards-flipped-back", "the go_backwards output sequence flipped back to input order "
                 "(Keras returns it in processing order)",
-                _quirk("go_backwards_flip_output", lambda p: option("go_backwards")(p) and option("return_sequences")(p)),
+                _override(lambda p: option("go_backwards")(p) and option("return_sequences")(p),
+                          after_layer=_go_backwards_flipped_back),
                 "lstm-go-backwards-sequences"),
         Mistake("go-backwards-ignored", "go_backwards ignored (the sequence processed forwards)",
-                _quirk("go_backwards_ignored", option("go_backwards")), "lstm-go-backwards"),
+                _override(option("go_backwards"), before_layer=_config({"go_backwards": False})), "lstm-go-backwards"),
         Mistake("masked-output-zeros", "zeros output at masked steps instead of the previous output",
-                _quirk("masked_output_zeros", lambda p: _masked(p) and not any(c.get("zero_output_for_mask")
-                                                                              for c in _configs(p))),
+                _override(lambda p: _masked(p) and not any(c.get("zero_output_for_mask") for c in _configs(p)),
+                          before_layer=_config({"zero_output_for_mask": True})),
                 "lstm-mask-middle"),
         Mistake("masked-output-h0", "h0 output at leading masked steps (Keras outputs zeros there)",
-                _quirk("masked_output_h0", lambda p: _masked(p) and _has_initial_state(p)),
+                _override(lambda p: _masked(p) and _has_initial_state(p), after_layer=_h0_at_leading_masked_steps),
                 "lstm-mask-leading-initial-state"),
-        Mistake("mask-ignored", "the mask ignored", _quirk("ignore_mask", _masked), "lstm-mask-trailing"),
+        Mistake("mask-ignored", "the mask ignored", _override(_masked, before_layer=_drop_inputs("mask")), "lstm-mask-trailing"),
         Mistake("initial-state-ignored", "the initial state ignored (zeros used)",
-                _quirk("ignore_initial_state", _has_initial_state), "lstm-initial-state"),
+                _override(_has_initial_state, before_layer=_drop_inputs("initial_state_")), "lstm-initial-state"),
         Mistake("h-c-swapped", "the final states h and c exchanged",
-                _quirk("swap_h_c", has("LSTM")), "lstm-return-state"),
+                _override(has("LSTM"), after_layer=_h_c_swapped), "lstm-return-state"),
         Mistake("cell-tanh-omitted", "h = o * c, without the activation applied to the cell state",
-                _quirk("skip_cell_tanh", has("LSTM")), "lstm-basic"),
+                _override(has("LSTM"), cell=_lstm_without_cell_tanh), "lstm-basic"),
         Mistake("gru-reset-after-mixed-up", "the GRU reset gate applied on the wrong side of the recurrent "
-                "matmul (reset_after formula mixed up)", _quirk("gru_reset_after_swapped", has("GRU")),
+                "matmul (reset_after formula mixed up)", _override(has("GRU"), before_layer=_gru_reset_after_flipped),
                 "gru-reset-after-return-sequences"),
         Mistake("gru-interpolation-swapped", "h = (1-z)*h_prev + z*hh (z and 1-z swapped; Keras: z*h_prev + (1-z)*hh)",
-                _quirk("gru_interpolation_swapped", has("GRU")), "gru-reset-after-basic"),
+                _override(has("GRU"), cell=_gru_interpolation_swapped), "gru-reset-after-basic"),
         Mistake("gru-bias-rows-swapped", "the two GRU bias rows exchanged (Keras: [input; recurrent])",
                 _gru_bias_rows_swapped, "gru-reset-after-large-bias"),
         Mistake("bidirectional-halves-swapped", "the forward and backward halves of Bidirectional exchanged",
-                _quirk("bidi_halves_swapped", lambda p: p.layer == "Bidirectional"),
+                _override(lambda p: p.layer == "Bidirectional", merge=_halves_swapped),
                 "bidirectional-lstm-concat-sequences"),
         Mistake("bidirectional-backward-not-reversed", "the Bidirectional backward sequence left in processing "
                 "order (Keras flips it back to time order)",
-                _quirk("bidi_backward_not_reversed",
-                       lambda p: p.layer == "Bidirectional" and p.config.get("return_sequences")),
+                _override(lambda p: p.layer == "Bidirectional" and p.config.get("return_sequences"),
+                          merge=_backward_not_reversed),
                 "bidirectional-lstm-sum-sequences"),
         Mistake("stateful-state-not-carried", "the state reset between calls of a stateful layer",
                 _stateful_not_carried, "stateful-lstm-three-calls"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import ImplementationError, Unsupported, list_fixtures, reference, registry
+from conformance import ImplementationError, Unsupported, list_fixtures, mistakes, reference, registry
 from conformance.compare import close
 from conformance.errors import EngineError
 from conformance.suite import Case, judge
@@ -105,8 +105,8 @@ def test_js_port_trace_matches_the_gallery_trace():
 
 def make_gru_fixture(root, fid, *, reset_after, seed, units=3, features=2, batch=3, steps=5, mask=False,
                      initial_state=False, go_backwards=False, return_sequences=True, use_bias=True,
-                     hard_sigmoid=False, quirks=reference.KERAS):
-    """Write a GRU fixture whose expected values come from the numpy reference (with ``quirks``, if any)."""
+                     hard_sigmoid=False, mistake=None):
+    """Write a GRU fixture whose expected values come from the numpy reference (with ``mistake``, if any)."""
     rng = np.random.default_rng(seed)
     weights = {"kernel": rng.uniform(-0.8, 0.8, (features, 3 * units)),
                "recurrent_kernel": rng.uniform(-0.8, 0.8, (units, 3 * units))}
@@ -130,7 +130,11 @@ def make_gru_fixture(root, fid, *, reset_after, seed, units=3, features=2, batch
     config = {"units": units, "activation": "tanh", "recurrent_activation": recurrent["name"],
               "use_bias": use_bias, "return_sequences": return_sequences, "return_state": True,
               "go_backwards": go_backwards, "reset_after": reset_after}
-    result = reference.forward("GRU", config, weights, gates, activations, inputs, quirks)
+    if mistake is None:
+        result = reference.forward("GRU", config, weights, gates, activations, inputs)
+    else:
+        result = mistakes.BY_KEY[mistake].transform(
+            mistakes.Problem("GRU", config, weights, gates, activations, inputs, None)).outputs()
     arrays = {**weights, **inputs, "output": result["output"].astype(np.float32),
               "state_h": result["state_h"].astype(np.float32),
               **{f"trace/{k}": v.astype(np.float32) for k, v in result["trace"].items()}}
@@ -158,7 +162,7 @@ def test_js_port_gru_through_the_suite(tmp_path):
                      return_sequences=False, initial_state=True)
     make_gru_fixture(root, "gru-no-bias", reset_after=True, seed=6, use_bias=False)
     make_gru_fixture(root, "gru-control-wrong-reset", reset_after=True, seed=7,
-                     quirks=reference.Quirks(gru_reset_after_swapped=True))
+                     mistake="gru-reset-after-mixed-up")
     done, summary, _ = run_suite(tmp_path, "--impl", f"cmd:{JS_COMMAND}", "--fixtures-dir", str(root))
     statuses = {case["fixture"]: case["status"] for case in summary["cases"]}
     expected = {p.name: "passed" for p in root.iterdir() if not p.name.startswith(".")}

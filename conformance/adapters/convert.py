@@ -15,10 +15,12 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .. import wrappers
 from ..errors import Unsupported
-from ..reference import MERGES, split_calls, sub_mapping as _sub
+from ..families import FAMILIES
+from ..wrappers import MERGES, sub_mapping as _sub
 
-STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
+STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
 
 
 def reorder(weight: np.ndarray, blocks: Mapping[str, Sequence[int]], order: Sequence[str]) -> np.ndarray:
@@ -168,45 +170,19 @@ def bidirectional(rnn: RnnFunction, library: str, config: Mapping, weights: Mapp
     return result
 
 
-def stacked(rnn: RnnFunction, library: str, config: Mapping, weights: Mapping, gates: Mapping,
-            activations: Mapping, inputs: Mapping) -> dict[str, np.ndarray]:
-    """Layers chained, one op each; the mask reaches every layer, as Keras propagates it."""
-    x, result = inputs["x"], {}
-    for k, sub in enumerate(config["layers"]):
-        prefix = f"layers/{k}"
-        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)}
-        out = single(rnn, library, sub["layer"], sub["config"], _sub(weights, prefix), _sub(gates, prefix),
-                     activations[prefix], layer_inputs)
-        x = out.pop("output")
-        result.update({f"{prefix}/{name}": v for name, v in out.items()})
-    result["output"] = x
-    return result
-
-
-def stateful(rnn: RnnFunction, library: str, layer: str, config: Mapping, weights: Mapping, gates: Mapping,
-             activations: Mapping, inputs: Mapping, calls: Mapping) -> dict[str, np.ndarray]:
-    """A stateful layer: one op call per chunk, each starting from the previous call's final states
-    (zeros on the first call and after each ``reset_before``)."""
-    result, carried = {}, {}
-    for k, chunk in enumerate(split_calls(inputs, calls)):
-        if k in calls.get("reset_before", ()):
-            carried = {}
-        out = single(rnn, library, layer, config, weights, gates, activations, {**chunk, **carried})
-        carried = {f"initial_state_{n[len('state_'):]}": v for n, v in out.items() if n.startswith("state_")}
-        result.update({f"calls/{k}/{n}": v for n, v in out.items()})
-    return result
-
-
 def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray]:
-    """Every fixture shape the gallery has, through ``rnn``; outputs as float32."""
+    """Every fixture shape the gallery has, through ``rnn``; outputs as float32.
+
+    Bidirectional is the library's own bidirectional op; stacks and stateful calls are
+    ``wrappers.compose`` over one op per plain layer (final states carried between calls).
+    """
     args = (fixture.config, fixture.weights, fixture.gates, fixture.activations, fixture.inputs)
     calls = fixture.meta.get("calls")
-    if calls:
-        result = stateful(rnn, library, fixture.layer, *args, calls)
-    elif fixture.layer == "Bidirectional":
+    if fixture.layer == "Bidirectional" and not calls:
         result = bidirectional(rnn, library, *args)
-    elif fixture.layer == "Stacked":
-        result = stacked(rnn, library, *args)
     else:
-        result = single(rnn, library, fixture.layer, *args)
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in result.items()}
+        def run_layer(part: wrappers.Part) -> dict:
+            return single(rnn, library, part.layer, part.config, part.weights, part.gates, part.activations,
+                          part.inputs)
+        result = wrappers.compose(fixture.layer, *args, calls, run_layer)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in result.items() if k != "trace"}
