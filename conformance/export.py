@@ -105,9 +105,32 @@ def dumps(document: Mapping) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False) + "\n"
 
 
-def export_json(fixtures: Iterable[Fixture], out_dir) -> list[Path]:
-    """Write ``<out_dir>/<id>.json`` for each fixture; returns the paths written, in order."""
+class ExportTargetError(ValueError):
+    """The export's folder cannot be used as asked: it is a file, or a non-empty folder without ``force``."""
+
+
+def check_out_dir(out_dir, force: bool = False) -> None:
+    """``lstm-conformance export``'s rule: a new or empty folder, or any folder with ``force``; never a file.
+
+    Documents written into a folder that holds other files mix with them silently (one left
+    from an older export looks just like a fresh one), so that must be asked for.
+    """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportTargetError(f"{out_dir} exists and is not a folder; export into a new or empty folder")
+    entries = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() and not force else []
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+        raise ExportTargetError(f"{out_dir} is a folder that is not empty ({count}: {shown}); export "
+                                "into a new or empty folder, or pass --force to write into it (files named "
+                                "<id>.json are replaced, everything else is left as it is)")
+
+
+def export_json(fixtures: Iterable[Fixture], out_dir) -> list[Path]:
+    """Write ``<out_dir>/<id>.json`` for each fixture (replacing those names); returns the paths written, in order."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, force=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fixture in fixtures:

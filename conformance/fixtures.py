@@ -30,6 +30,8 @@ SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 MAX_YAML_BYTES = 1 << 20
 NPY_MAGIC = b"\x93NUMPY"
 NPY_HEADER_LIMIT = 1 << 16  # bytes allowed in an .npy member beyond its data (numpy's headers are < 10 kB)
+# a file named in fixture.yaml (model_file.name): a plain name inside the fixture folder, never a path
+PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
 MAX_YAML_DEPTH = 32  # a fixture nests 5 levels; the limit keeps PyYAML's pure-Python parser fast
 # yaml.safe_load's loader, with libyaml's parser when PyYAML has it (ten times faster at listing).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -86,6 +88,42 @@ class Fixture:
         self.path = Path(path)
         self.meta = meta
         self._arrays: Mapping[str, np.ndarray] | None = None
+
+    @classmethod
+    def from_memory(cls, meta: Mapping, arrays: Mapping[str, np.ndarray], path: Path | None = None) -> "Fixture":
+        """A fixture built in memory (the fuzzer's), held to every check a folder on disk passes.
+
+        ``meta`` is complete (``writer.finish_meta`` adds the ``arrays`` table and the digest). Checked as
+        listing and opening check a folder: format version, required fields, id, digest, the JSON Schema,
+        and every array's shape, dtype, sha256 and finiteness, none missing and none unlisted. ``path``
+        (default ``<memory>/<id>``) is where it would lie; nothing is read from there. The arrays are
+        private read-only copies.
+        """
+        meta = copy.deepcopy(meta)
+        fid = meta.get("id") if isinstance(meta, Mapping) else None
+        folder = Path(path) if path is not None else Path("<memory>") / str(fid)
+        where = folder / YAML_NAME
+        _check_meta(meta, where)
+        from .schema import validate_meta
+        validate_meta(meta, where)
+        checked = {}
+        for name, spec in meta["arrays"].items():
+            if name not in arrays:
+                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in its metadata is missing")
+            array = np.array(arrays[name])
+            if (list(array.shape) != spec.get("shape") or array.dtype.name != spec.get("dtype")
+                    or array_sha256(array) != spec.get("sha256")):
+                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} does not match the shape, dtype "
+                                          "and sha256 its metadata lists")
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} contains NaN or Inf")
+            checked[name] = _readonly(array)
+        extra = sorted(set(arrays) - set(meta["arrays"]))
+        if extra:
+            raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in its metadata: {', '.join(extra)}")
+        fixture = cls(folder, meta)
+        fixture._arrays = MappingProxyType(checked)
+        return fixture
 
     # -- metadata -------------------------------------------------------------
     id = property(lambda self: self.meta["id"])
@@ -150,6 +188,40 @@ class Fixture:
         twin = Fixture(self.path, copy.deepcopy(self.meta))
         twin._arrays = MappingProxyType({k: _readonly(v.copy()) for k, v in self.arrays.items()})
         return twin
+
+    # -- files ----------------------------------------------------------------
+    def model_file(self) -> tuple[dict, bytes] | None:
+        """The ``model_file`` entry and the file's bytes, checked present and against its sha256; None if none is listed.
+
+        The one check of a fixture's model file: ``verify`` and the ``keras-load`` implementation both use it.
+        """
+        entry = self.meta.get("model_file")
+        if not entry:
+            return None
+        listed = self.path / YAML_NAME
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise FixtureError(listed, f"fixture {self.id!r}: model_file must be a mapping with a name and a sha256")
+        name = entry.get("name")
+        if not isinstance(name, str) or not PLAIN_FILE_NAME.fullmatch(name):
+            raise FixtureError(listed, f"fixture {self.id!r}: model_file name {name!r} is not a plain file name")
+        where = self.path / name
+        if where.is_symlink() or not where.is_file():
+            raise FixtureError(where, f"fixture {self.id!r}: model file {name} is missing (or not a regular file)")
+        data = where.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise FixtureError(where, f"fixture {self.id!r}: model file {name} does not match its sha256 "
+                                      "(changed after generation)")
+        return entry, data
+
+    def verify_files(self) -> list[str]:
+        """Check every file fixture.yaml lists: each array in ``arrays.npz`` and the model file, if any.
+
+        Listing checks only the YAML; this is what ``verify`` adds. Returns the names of the files
+        checked; raises FixtureError naming the first bad one.
+        """
+        self.arrays  # shape, dtype, sha256 of every array (cached after the first check)
+        model = self.model_file()
+        return [ARRAYS_NAME, *([model[0]["name"]] if model else [])]
 
     def __repr__(self) -> str:
         return f"<Fixture {self.citation} {self.layer}>"
@@ -348,11 +420,17 @@ def select(fixtures: Iterable[Fixture], patterns: Iterable[str] = (), tags: Iter
 
 
 def resolve_citation(fixtures: Iterable[Fixture], citation: str) -> Fixture:
-    """Find ``id`` or ``id@sha256:prefix``; a digest that does not match is an error, not a guess."""
-    fid, _, digest = citation.partition("@")
+    """Find ``id``, ``id@sha256:PREFIX`` or ``id@PREFIX`` (the bare hex people paste); PREFIX is any number
+    of leading hex digits of the digest. A digest that does not match is an error, not a guess."""
+    fid, at, cited = citation.partition("@")
+    prefix = re.fullmatch(r"(?:sha256:)?([0-9a-fA-F]{1,64})", cited)
+    if at and not prefix:
+        raise FixtureError(fid, f"cited digest {cited!r} is not a digest: cite as {fid}@sha256:<hex digits> "
+                                f"or {fid}@<hex digits>")
     for fixture in fixtures:
         if fixture.id == fid:
-            if digest and not fixture.digest.startswith(digest):
-                raise FixtureError(fid, f"cited digest {digest} does not match this gallery's {short_digest(fixture.digest)}")
+            if prefix and not fixture.digest.startswith("sha256:" + prefix.group(1).lower()):
+                raise FixtureError(fid, f"cited digest {cited} does not match this gallery's "
+                                        f"{short_digest(fixture.digest)} (the cited fixture has other content)")
             return fixture
     raise FixtureError(fid, "no fixture with this id")

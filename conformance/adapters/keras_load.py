@@ -4,8 +4,10 @@ The generator stores ``model.keras`` beside ``arrays.npz`` (the fixture's layer 
 functional model whose outputs are the contract's: output and final states) and lists
 it in ``fixture.yaml`` as ``model_file: {name, sha256, inputs, outputs}``. This
 implementation checks the file's sha256, loads it with ``keras.saving.load_model(...,
-safe_mode=True)`` and calls the loaded model: the layer is never rebuilt from the YAML
-config, so "a model saved with Keras X loads and computes the same in Keras Y" is tested.
+safe_mode=True)``, checks that it holds exactly the fixture's weight arrays, and calls the
+loaded model: the layer is never rebuilt from the YAML config, so "a model saved with
+Keras X loads and computes the same in Keras Y" is tested. ``verify`` makes the same
+checks through ``verify_model_file``.
 
 The same ``contract_model`` builds what the ``tflite`` implementation converts.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -30,10 +33,12 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import FixtureError, Unsupported
-from .keras import LAYER_STATES, _numpy, _sub, _tensor, keras_module, keras_version, backend_name, ordered_weights
+from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, is_keras3, keras_module, keras_version,
+                    ordered_weights)
 
 MODEL_FILE = "model.keras"
-SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
+# contract_model's layer names: rnn (the twin: rnn_final_state) or rnn_<k> in a stack; Bidirectional has halves
+RNN_LAYER_NAME = re.compile(r"^rnn(?:_(\d+))?(?:_final_state)?$")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -221,21 +226,11 @@ def model_file_entry(name: str, data: bytes, input_keys, output_keys) -> dict:
 
 
 def read_model_file(fixture) -> tuple[dict, bytes]:
-    """The fixture's model file entry and bytes, sha256-checked; Unsupported when the fixture has none."""
-    entry = fixture.meta.get("model_file")
-    if not entry:
+    """The fixture's model file entry and bytes, sha256-checked (``Fixture.model_file``); Unsupported if it has none."""
+    found = fixture.model_file()
+    if found is None:
         raise Unsupported(f"fixture {fixture.id!r} carries no saved model file")
-    name = entry.get("name", "")
-    if not isinstance(name, str) or not SAFE_FILE_NAME.fullmatch(name):
-        raise FixtureError(fixture.path / "fixture.yaml", f"model_file name {name!r} is not a plain file name")
-    where = Path(fixture.path) / name
-    if where.is_symlink() or not where.is_file():
-        raise FixtureError(where, f"fixture {fixture.id!r}: model file {name} is missing (or not a regular file)")
-    data = where.read_bytes()
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise FixtureError(where, f"fixture {fixture.id!r}: model file {name} does not match its sha256 "
-                                  "(changed after generation)")
-    return entry, data
+    return found
 
 
 def load_model(data: bytes, name: str = MODEL_FILE):
@@ -245,6 +240,84 @@ def load_model(data: bytes, name: str = MODEL_FILE):
         path = Path(tmp) / name
         path.write_bytes(data)
         return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _halves(layer) -> list[tuple[object, str | None]]:
+    """(layer holding weights, prefix of the fixture's names for them); prefix None: not a contract_model layer."""
+    if getattr(layer, "forward_layer", None) is not None:
+        return [(layer.forward_layer, "forward/"), (layer.backward_layer, "backward/")]
+    match = RNN_LAYER_NAME.fullmatch(layer.name)
+    return [(layer, None if match is None else f"layers/{match[1]}/" if match[1] else "")]
+
+
+def model_weights(model) -> list[tuple[str | None, str, np.ndarray]]:
+    """Every weight of a loaded contract model as (fixture array name or None, Keras variable path, value)."""
+    found = []
+    for layer in model.layers:
+        for holder, prefix in _halves(layer):
+            for variable, value in zip(holder.weights, holder.get_weights()):
+                path = (getattr(variable, "path", None) or variable.name).split(":")[0]
+                found.append((None if prefix is None else prefix + path.rsplit("/", 1)[-1], path, np.asarray(value)))
+    return found
+
+
+def check_model_weights(fixture, model, name: str) -> None:
+    """The model file must hold exactly the fixture's weight arrays, bit for bit.
+
+    Its sha256 proves the file is the one fixture.yaml lists, not that it agrees with arrays.npz: a
+    fixture whose arrays were edited and re-hashed still carries the old model. The fixture is then
+    broken (a FixtureError naming it, the file and each weight), not the implementation.
+    """
+    expected, problems, seen = fixture.weights, [], set()
+    for key, path, value in model_weights(model):
+        want = expected.get(key) if key is not None else None
+        seen.add(key)
+        if want is None:
+            problems.append(f"{path} has no counterpart among the fixture's weights")
+        elif value.shape != want.shape:
+            problems.append(f"{key!r} ({path}) has shape {list(value.shape)}, the fixture's array {list(want.shape)}")
+        elif not np.array_equal(value, want):
+            diff = np.abs(value.astype(np.float64) - want.astype(np.float64))
+            at = [int(i) for i in np.unravel_index(np.argmax(diff), diff.shape)]
+            problems.append(f"{key!r} ({path}) differs from the fixture's array: max abs difference "
+                            f"{np.max(diff):.3g} at {at}")
+    problems += [f"the fixture's {key!r} is not in the file" for key in expected if key not in seen]
+    if problems:
+        raise FixtureError(Path(fixture.path) / name,
+                           f"fixture {fixture.id!r}: model file {name} does not hold the fixture's weights: "
+                           + "; ".join(problems) + " (arrays.npz and the model file disagree: one was changed "
+                           "after generation)")
+
+
+def verify_model_file(fixture) -> None:
+    """``verify``'s Keras check: the sha256-checked model file loads in safe mode and holds the fixture's weights."""
+    entry, data = read_model_file(fixture)
+    try:
+        model = load_model(data, entry["name"])
+    except Exception as exc:  # noqa: BLE001 - in verify, a file Keras 3 cannot load safely is a broken fixture
+        raise FixtureError(Path(fixture.path) / entry["name"],
+                           f"fixture {fixture.id!r}: keras {keras_version()} could not load {entry['name']} in safe "
+                           f"mode: {type(exc).__name__}: {exc}") from None
+    check_model_weights(fixture, model, entry["name"])
+
+
+def weights_checker():
+    """For ``verify``: (``verify_model_file``, Keras version), or (None, why the weights cannot be checked here).
+
+    Imports Keras, so call it only when some fixture lists a model file; TensorFlow's C++ log is
+    quieted first unless TF_CPP_MIN_LOG_LEVEL is already set.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        version = keras_version()
+        keras3 = is_keras3()
+    except Unsupported as exc:  # not installed, or installed but failing to import: it says which
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a broken installation failing in another way
+        return None, f"Keras could not be imported: {type(exc).__name__}: {exc}"
+    if not keras3:
+        return None, f"Keras {version} cannot read Keras 3 model files"
+    return verify_model_file, f"Keras {version}"
 
 
 def _call(model, input_keys, chunk: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -263,6 +336,7 @@ def run(fixture) -> dict[str, np.ndarray]:
         raise RuntimeError(f"keras {keras_version()} could not load {entry['name']} "
                            f"(saved with keras {fixture.meta.get('generated_by', {}).get('keras', '?')}): "
                            f"{type(exc).__name__}: {exc}") from exc
+    check_model_weights(fixture, model, entry["name"])
     input_keys, output_keys = list(entry["inputs"]), list(entry["outputs"])
     calls = fixture.meta.get("calls")
     if not calls:
