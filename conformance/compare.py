@@ -10,28 +10,16 @@ and a one-line repro command.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Mapping
 
 import numpy as np
 
 from .families import FAMILIES, TRACE_ORDER, Family
+from .verdict import Status, Verdict
+from .wrappers import wrapped_layers
 
 ACCEPTED_DTYPES = ("float32", "float64")
-
-
-@dataclasses.dataclass
-class Outcome:
-    """The verdict for one (implementation, fixture) pair."""
-    ok: bool
-    lines: list[str]
-    max_abs_error: float | None = None
-    mismatched: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def message(self) -> str:
-        return "\n".join(self.lines)
 
 
 def validate(fixture, result) -> list[str]:
@@ -89,7 +77,6 @@ def _step_label(fixture, name: str, t: int) -> str:
 
 def family_of(fixture) -> Family:
     """The family whose output axes label this fixture's arrays (a wrapper's: the layer it wraps)."""
-    from .wrappers import wrapped_layers
     layers = sorted(wrapped_layers(fixture.layer, fixture.config)) if fixture.layer not in FAMILIES else [fixture.layer]
     return FAMILIES.get(layers[0] if layers else "", FAMILIES["LSTM"])
 
@@ -184,15 +171,15 @@ def localise_trace(fixture, trace) -> list[str]:
 
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
-            repro: str | None = None, diagnose=None) -> Outcome:
-    """Check ``result`` against ``fixture``; the Outcome's message stands alone in a bug report."""
+            repro: str | None = None, diagnose=None) -> Verdict:
+    """Check ``result`` against ``fixture``: passed or failed, with a message that stands alone in a bug report."""
     who = f"implementation {impl_name!r}" + (f" {impl_version}" if impl_version else "")
     head = f"{fixture.citation}: {who}"
     repro_line = f"repro: {repro}" if repro else None
     problems = validate(fixture, result)
     if problems:
         lines = [f"{head} returned unusable output:", *(f"  - {p}" for p in problems)]
-        return Outcome(False, [*lines, *([repro_line] if repro_line else [])])
+        return Verdict(Status.FAILED, "\n".join([*lines, *([repro_line] if repro_line else [])]))
 
     lines, worst, mismatched = [], 0.0, []
     for name, want in fixture.expected.items():
@@ -212,7 +199,7 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
         lines.append(f"    first offending element {_describe_index(fixture, name, index)}: "
                      f"expected {float(want[index]):.7g}, got {float(got[index]):.7g}")
     if not mismatched:
-        return Outcome(True, [f"{head}: all outputs within tolerance"], worst)
+        return Verdict(Status.PASSED, f"{head}: all outputs within tolerance", worst)
 
     lines.insert(0, f"{head} does not match Keras ({fixture.layer}, tags: {', '.join(fixture.tags) or '-'}):")
     located = localise_trace(fixture, result.get("trace"))
@@ -226,4 +213,4 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
             lines.append(f"  diagnosis: {named}")
     if repro_line:
         lines.append(repro_line)
-    return Outcome(False, lines, worst, mismatched)
+    return Verdict(Status.FAILED, "\n".join(lines), worst, mismatched)

@@ -10,6 +10,7 @@ records, prints the summary table and writes the JSON summary, once.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -39,7 +40,6 @@ def _is_worker(config) -> bool:
 
 def _active(config) -> bool:
     """Only sessions that run the suite pay for listing fixtures and loading implementations up front."""
-    import os
     args = " ".join(str(a) for a in config.invocation_params.args)
     return bool(config.getoption("impl") or config.getoption("fixtures_dir")
                 or "conformance" in args or os.environ.get(registry.ENV_IMPL))

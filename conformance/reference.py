@@ -111,6 +111,25 @@ def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
                    merge=overrides.merge or merge_bidirectional)
 
 
+def supports(fixture) -> str | None:
+    """Every family and wrapper, every activation in ``ACTIVATIONS``; else the reason."""
+    from .wrappers import wrapped_layers
+    unknown = sorted(wrapped_layers(fixture.layer, fixture.config) - set(LAYERS))
+    if unknown:
+        return f"layer {', '.join(unknown)} is not implemented by the numpy reference"
+    definitions = [d for d in _definitions(fixture.activations)]
+    missing = sorted({d.get("name") for d in definitions} - set(ACTIVATIONS))
+    return f"activation {', '.join(map(repr, missing))} is not implemented by the numpy reference" if missing else None
+
+
+def _definitions(activations: Mapping):
+    for value in activations.values():
+        if isinstance(value, Mapping) and "name" in value:
+            yield value
+        elif isinstance(value, Mapping):  # Stacked: one mapping per layer
+            yield from _definitions(value)
+
+
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``numpy-reference``: outputs as float32, plus the per-step trace."""
     result = compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
@@ -121,3 +140,4 @@ def run(fixture) -> dict[str, np.ndarray]:
 
 
 run.version = __version__
+run.supports = supports

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from . import ENTRY_POINT_GROUP
 from .errors import EngineError, ImplementationError, UnknownImplementation
+from .subprocess_impl import command_implementation
 
 ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
 
@@ -107,7 +108,6 @@ def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
     if spec in known:
         return known[spec]
     if spec.startswith("cmd:"):
-        from .subprocess_impl import command_implementation
         return Implementation(spec, spec, _loader=lambda: command_implementation(spec[4:]))
     if ":" in spec:
         return Implementation(spec, spec, _loader=lambda: _import_attr(spec))

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from . import __version__, ledger, registry
+from . import __version__, ledger, mistakes, registry
 from .errors import FixtureError
 from .fixtures import Fixture, list_fixtures, select
 from .options import fixtures_dir, per_fixture_timeout, shown_env
@@ -96,9 +96,7 @@ class Session:
 
     def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
-        if diagnose is None:
-            from .mistakes import diagnose
-        verdict = judge(case, self.timeout, diagnose)
+        verdict = judge(case, self.timeout, diagnose or mistakes.diagnose)
         try:
             keras_version, backend = case.impl.keras_semantics()
         except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics

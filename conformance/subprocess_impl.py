@@ -30,6 +30,7 @@ from typing import Callable, Mapping, Sequence
 from .compare import validate
 from .errors import EngineError, Unsupported
 from .export import array_from_json, dumps, fixture_to_json
+from .options import per_fixture_timeout  # the suite's rule: --impl-timeout aside, both read the same
 
 PROTOCOL = 1
 STDERR_LINES = 20
@@ -55,7 +56,6 @@ def _kill_all() -> None:
 
 
 def default_timeout() -> float:
-    from .suite import per_fixture_timeout  # the suite's rule: --impl-timeout aside, both read the same
     return per_fixture_timeout()
 
 

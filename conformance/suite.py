@@ -19,7 +19,7 @@ from .applicability import not_applicable
 from .compare import compare
 from .errors import EngineError, FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
-from .options import DEFAULT_TIMEOUT_S, ENV_FIXTURES, ENV_TIMEOUT, per_fixture_timeout  # noqa: F401 - re-exported
+from .options import DEFAULT_TIMEOUT_S
 from .registry import Implementation
 from .verdict import Status, Verdict
 
@@ -95,6 +95,13 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
                                 f"{backend!r}): {type(exc).__name__}: {exc}")
     if reason:
         return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}")
+    try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
+        unsupported = run.supports(fixture) if callable(getattr(run, "supports", None)) else None
+    except Exception as exc:  # noqa: BLE001 - a broken supports() is the plug-in's failure, in its own case
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s supports() raised "
+                                     f"{type(exc).__name__}: {exc}")
+    if unsupported:
+        return Verdict(Status.SKIPPED, f"{impl.name}: {unsupported}")
     version = getattr(run, "version", None) or impl.version
     try:
         result = call_with_timeout(run, fixture.isolated(), timeout)
@@ -108,8 +115,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} raised "
                                  f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
     try:
-        outcome = compare(fixture, result, impl.name, version, case.repro(), diagnose)
+        return compare(fixture, result, impl.name, version, case.repro(), diagnose)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} returned output that "
                                  f"could not be read: {type(exc).__name__}: {exc}\nrepro: {case.repro()}")
-    return Verdict(Status.PASSED if outcome.ok else Status.FAILED, outcome.message, outcome.max_abs_error, outcome.mismatched)

@@ -33,6 +33,10 @@ class Verdict:
     mismatched: list[str] = dataclasses.field(default_factory=list)
 
     @property
+    def ok(self) -> bool:
+        return self.status == Status.PASSED
+
+    @property
     def headline(self) -> str:
         """The message's first line: what the JSON summary keeps."""
         return self.message.splitlines()[0] if self.message else ""

@@ -21,7 +21,6 @@ from conformance.fixtures import list_fixtures
 from conformance.mistakes import BY_KEY, diagnose
 from conformance.suite import Case, judge
 
-from conftest import REPO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,51 +58,8 @@ def verdicts(adapter: Adapter, fixtures) -> dict:
     return _VERDICTS[adapter.name]
 
 
-# -- what each adapter claims, from the fixture metadata --------------------------------------------
-
-def _layers(fixture):
-    """(layer, config, activations) of every recurrent layer in the fixture, through wrappers."""
-    if fixture.layer == "Stacked":
-        return [(s["layer"], s["config"], fixture.activations[f"layers/{k}"])
-                for k, s in enumerate(fixture.config["layers"])]
-    if fixture.layer == "Bidirectional":
-        return [(fixture.config["wrapped"], fixture.config, fixture.activations)]
-    return [(fixture.layer, fixture.config, fixture.activations)]
-
-
 def _masked(fixture) -> bool:
     return "mask" in fixture.meta["inputs"] and not np.all(fixture.inputs["mask"])
-
-
-def _last_output_of_tail_padded(fixture) -> bool:
-    """One layer, last output only, every row valid then padded: sequence lengths give Keras's answer."""
-    if fixture.layer not in ("LSTM", "GRU", "SimpleRNN") or fixture.meta.get("calls") or not _masked(fixture):
-        return False
-    mask = np.asarray(fixture.inputs["mask"], bool)
-    lengths = mask.sum(axis=1)
-    return (not fixture.config.get("return_sequences") and (lengths > 0).all()
-            and (mask == (np.arange(mask.shape[1]) < lengths[:, None])).all())
-
-
-def _torch_computes(layer, config, activations) -> bool:
-    act = activations["activation"]["name"]
-    if layer == "SimpleRNN":
-        return act in ("tanh", "relu")
-    return (act == "tanh" and activations["recurrent_activation"]["name"] == "sigmoid"
-            and (layer == "LSTM" or config.get("reset_after", True)))
-
-
-CLAIMS = {
-    # nn.LSTM / nn.GRU (reset_after=True) / nn.RNN with the activations PyTorch has
-    "torch": lambda f: all(_torch_computes(*spec) for spec in _layers(f)),
-    # every ONNX recurrent op with any activation the gallery uses
-    "onnxruntime": lambda f: True,
-}
-
-
-def claimed(adapter: Adapter, fixtures) -> set[str]:
-    return {f.id for f in fixtures
-            if CLAIMS[adapter.name](f) and (not _masked(f) or _last_output_of_tail_padded(f))}
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -122,17 +78,20 @@ def test_no_failures_and_every_skip_has_a_reason(adapter, gallery):
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
-def test_passes_every_fixture_it_claims(adapter, gallery):
-    """torch: every unmasked fixture built from nn.LSTM / nn.GRU(reset_after) / nn.RNN-expressible layers;
-    onnxruntime: every unmasked fixture. Both: last-output fixtures with tail-padded masks (sequence lengths)."""
-    adapter.load()
+def test_passes_exactly_what_it_declares_it_supports(adapter, gallery):
+    """The adapter's ``supports(fixture)`` is its claim: None must pass, a reason must be the skip's reason."""
+    module = adapter.load()
     results = verdicts(adapter, gallery)
-    must = claimed(adapter, gallery)
-    missed = {fid: results[fid].message.splitlines()[0] for fid in sorted(must) if results[fid].status != "passed"}
-    assert not missed, f"{adapter.name} does not pass fixtures it claims: {missed}"
-    assert any(_masked(f) for f in gallery if f.id in must), "no masked fixture exercises the sequence-length path"
-    passed = sum(v.status == "passed" for v in results.values())
-    assert passed >= len(must) >= len(gallery) // 2, (passed, len(must), len(gallery))
+    declared = {f.id: module.supports(f) for f in gallery}
+    missed = {fid: results[fid].message.splitlines()[0] for fid, reason in declared.items()
+              if reason is None and results[fid].status != "passed"}
+    assert not missed, f"{adapter.name} does not pass fixtures it supports: {missed}"
+    wrong_skip = {fid: results[fid].message for fid, reason in declared.items()
+                  if reason is not None and results[fid].message != f"{adapter.name}: {reason}"}
+    assert not wrong_skip, f"{adapter.name} skipped for another reason than supports() gave: {wrong_skip}"
+    supported = [f for f in gallery if declared[f.id] is None]
+    assert any(_masked(f) for f in supported), "no masked fixture exercises the sequence-length path"
+    assert len(supported) >= len(gallery) // 2, (len(supported), len(gallery))
 
 
 CONVERSION_MISTAKES = [  # (adapter, layer whose gate table is broken, broken table, catalogued mistake)
@@ -153,7 +112,7 @@ def test_a_wrong_gate_table_fails_with_a_gate_order_diagnosis(adapter, layer, ta
     verdict = judge(Case(implementation(adapter), fixture), 120, diagnose)
     assert verdict.status == "failed", f"{adapter.name} with gate table {table} still {verdict.status} {tagged}"
     assert "gate order" in verdict.message and f"[mistake {mistake}" in verdict.message, verdict.message
-    others = [f for f in gallery if f.layer == layer and not _masked(f) and CLAIMS[adapter.name](f)][:8]
+    others = [f for f in gallery if f.layer == layer and module.supports(f) is None][:8]
     still = [f.id for f in others if judge(Case(implementation(adapter), f), 120).status == "passed"]
     assert not still, f"the broken {layer} gate table goes unnoticed by {still}"
 

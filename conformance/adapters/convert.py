@@ -170,6 +170,21 @@ def bidirectional(rnn: RnnFunction, library: str, config: Mapping, weights: Mapp
     return result
 
 
+def supports(fixture, check: Callable[[Recurrent], None], library: str) -> str | None:
+    """Why ``library`` cannot compute this fixture, or None: the conversion walked with ``check`` (the
+    library's own refusals, no library call) in place of the op, so it says exactly what ``run`` would."""
+    def dry(spec: Recurrent) -> list:
+        check(spec)
+        batch, steps, _ = spec.x.shape
+        return [(np.zeros((batch, steps, spec.units), np.float32),
+                 {s: np.zeros((batch, spec.units), np.float32) for s in STATES[spec.layer]}) for _ in spec.halves]
+    try:
+        run_fixture(fixture, dry, library)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
 def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray]:
     """Every fixture shape the gallery has, through ``rnn``; outputs as float32.
 

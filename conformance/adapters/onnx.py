@@ -127,6 +127,11 @@ def model(spec: convert.Recurrent):
     return result
 
 
+def supports(fixture) -> str | None:
+    """Why an ONNX recurrent node cannot express this fixture (activations, masks), or None."""
+    return convert.supports(fixture, _attributes, LIBRARY)
+
+
 def rnn(spec: convert.Recurrent) -> list:
     """Run the node with ONNX Runtime; outputs per direction in time order (ONNX's Y is time-ordered
     for the reverse direction too)."""
@@ -156,3 +161,4 @@ def run(fixture) -> dict[str, np.ndarray]:
 
 run.version = _version("onnxruntime")
 run.info = info
+run.supports = supports

@@ -81,15 +81,25 @@ def state_dict(spec: convert.Recurrent) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()}
 
 
+def check(spec: convert.Recurrent) -> None:
+    """Unsupported for what nn.LSTM/GRU/RNN cannot compute (no torch needed to say so)."""
+    _module_kwargs(spec)
+    if len(spec.halves) == 1 and spec.halves[0].reverse and spec.lengths is not None:
+        raise Unsupported("go_backwards with a padded mask: PyTorch reverses a padded row only inside a "
+                          "bidirectional module, a flipped input would put the padding first")
+
+
+def supports(fixture) -> str | None:
+    return convert.supports(fixture, check, LIBRARY)
+
+
 def rnn(spec: convert.Recurrent) -> list:
     """One nn.LSTM/GRU/RNN call (bidirectional for two halves); outputs per half in time order."""
     torch = _torch()
+    check(spec)
     kwargs = _module_kwargs(spec)
     bidirectional = len(spec.halves) == 2
     flipped = not bidirectional and spec.halves[0].reverse  # go_backwards: PyTorch has no reverse-only mode
-    if flipped and spec.lengths is not None:
-        raise Unsupported("go_backwards with a padded mask: PyTorch reverses a padded row only inside a "
-                          "bidirectional module, a flipped input would put the padding first")
     batch, steps, features = spec.x.shape
     module = getattr(torch.nn, MODULES[spec.layer])(features, spec.units, num_layers=1, bias=spec.use_bias,
                                                    batch_first=True, bidirectional=bidirectional, **kwargs)
@@ -126,3 +136,4 @@ def run(fixture) -> dict[str, np.ndarray]:
 
 run.version = _version()
 run.info = info
+run.supports = supports
