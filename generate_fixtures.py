@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import os
 import platform
 import sys
@@ -33,26 +32,12 @@ import yaml
 
 from conformance import reference
 from conformance.fixtures import FixtureError, compute_digest, list_fixtures, load_arrays
+from conformance.fuzz.entries import fixture_meta, parts, saved_model
 from conformance.writer import finish_meta, write_fixture
 
 HERE = Path(__file__).resolve().parent
 CATALOG_DIR = HERE / "catalog"
 GENERATOR_VERSION = "1"
-
-STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
-GATES = {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}
-ACTIVATIONS = {
-    "tanh": {"name": "tanh", "formula": "tanh(x)"},
-    "sigmoid": {"name": "sigmoid", "formula": "1 / (1 + exp(-x))"},
-    "relu": {"name": "relu", "formula": "max(x, 0)"},
-    "linear": {"name": "linear", "formula": "x"},
-}
-# hard_sigmoid changed between Keras 2 and Keras 3; each variant is explicit data.
-HARD_SIGMOID = {
-    "keras3": {"name": "hard_sigmoid", "formula": "clip(slope*x + offset, 0, 1)", "slope": 1 / 6, "offset": 0.5},
-    "keras2": {"name": "hard_sigmoid", "formula": "clip(slope*x + offset, 0, 1)", "slope": 0.2, "offset": 0.5},
-}
-HARD_SIGMOID_APPLIES = {"keras3": ">=3", "keras2": "<3"}
 
 
 class GenerationError(Exception):
@@ -76,119 +61,6 @@ def read_catalog(directory: Path = CATALOG_DIR) -> list[dict]:
             seen.add(merged["id"])
             entries.append(merged)
     return entries
-
-
-def seed_of(entry: dict) -> int:
-    """A fixture's seed: explicit, or derived from its id (so adding an entry never shifts others)."""
-    return int(entry.get("seed", int(hashlib.sha256(entry["id"].encode()).hexdigest()[:8], 16)))
-
-
-LAYER_KEYS = {
-    "LSTM": ("units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias"),
-    "GRU": ("units", "activation", "recurrent_activation", "use_bias", "reset_after"),
-    "SimpleRNN": ("units", "activation", "use_bias"),
-}
-SEQUENCE_KEYS = ("return_sequences", "return_state", "go_backwards")
-DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "unit_forget_bias": True,
-            "reset_after": True, "return_sequences": False, "return_state": False, "go_backwards": False}
-
-
-def full_config(layer: str, config: dict) -> dict:
-    """The catalog config with every semantic default written out, so no reader needs Keras's defaults."""
-    keys = (*LAYER_KEYS[layer], *SEQUENCE_KEYS)
-    full = {k: config.get(k, DEFAULTS.get(k)) for k in keys}
-    full.update({k: v for k, v in config.items() if k not in full})  # extras: dropout, zero_output_for_mask...
-    return full
-
-
-def sublayers(entry: dict) -> list[tuple[str, str, dict]]:
-    """(weight prefix, layer class, full config) of each recurrent layer in the fixture."""
-    layer = entry["layer"]
-    if layer == "Bidirectional":
-        inner = full_config(entry["wrapped"], entry["config"])
-        return [("forward", entry["wrapped"], inner), ("backward", entry["wrapped"], inner)]
-    if layer == "Stacked":
-        return [(f"layers/{k}", sub["layer"], full_config(sub["layer"], sub["config"]))
-                for k, sub in enumerate(entry["layers"])]
-    return [("", layer, full_config(layer, entry["config"]))]
-
-
-def fixture_config(entry: dict, subs: list) -> dict:
-    if entry["layer"] == "Bidirectional":
-        return {"wrapped": entry["wrapped"], "merge_mode": entry.get("merge_mode", "concat"), **subs[0][2]}
-    if entry["layer"] == "Stacked":
-        return {"layers": [{"layer": layer, "config": config} for _, layer, config in subs]}
-    return subs[0][2]
-
-
-def activation_spec(entry: dict, layer: str, config: dict) -> tuple[dict, dict]:
-    """Structured activation definitions, and Keras callables where a variant needs one."""
-    variant = entry.get("hard_sigmoid", "keras3")
-    specs, overrides = {}, {}
-    for key in ("activation", "recurrent_activation"):
-        if key not in config:
-            continue
-        name = config[key]
-        if name == "hard_sigmoid":
-            specs[key] = dict(HARD_SIGMOID[variant])
-            if variant == "keras2":  # this Keras is 3: compute the Keras 2 formula through Keras itself
-                overrides[key] = keras2_hard_sigmoid
-        else:
-            specs[key] = dict(ACTIVATIONS[name])
-    return specs, overrides
-
-
-def keras2_hard_sigmoid(x):
-    from conformance.adapters.keras import keras_module
-    ops = keras_module().ops
-    return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
-def gate_slices(layer: str, units: int, has_bias: bool) -> dict:
-    """Gate name -> [start, stop) on the last axis of every weight: the seed question, as data."""
-    blocks = {g: [k * units, (k + 1) * units] for k, g in enumerate(GATES[layer])}
-    names = ("kernel", "recurrent_kernel", "bias") if has_bias else ("kernel", "recurrent_kernel")
-    return {name: dict(blocks) for name in names}
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
-
-
-# -- drawing values ------------------------------------------------------------------------------
-
-def draw(entry: dict, subs: list) -> tuple[dict, dict]:
-    """Seeded weights and inputs, float32, uniform in the catalog's ranges."""
-    rng = np.random.default_rng(seed_of(entry))
-    batch, steps, features = entry["batch"], entry["timesteps"], entry["features"]
-    scale, bias_scale = entry.get("weight_scale", 0.5), entry.get("bias_scale", 0.5)
-
-    def uniform(shape, limit):
-        return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-    weights, inputs, width_in = {}, {}, features
-    for prefix, layer, config in subs:
-        units = config["units"]
-        width = units * len(GATES[layer])
-        weights[_join(prefix, "kernel")] = uniform((width_in, width), scale)
-        weights[_join(prefix, "recurrent_kernel")] = uniform((units, width), scale)
-        if config["use_bias"]:
-            bias_shape = (2, width) if layer == "GRU" and config["reset_after"] else (width,)
-            weights[_join(prefix, "bias")] = uniform(bias_shape, bias_scale)
-        if entry["layer"] == "Stacked":
-            width_in = units
-    if "x" in entry:
-        inputs["x"] = np.asarray(entry["x"], np.float32).reshape(batch, steps, features)
-    else:
-        inputs["x"] = uniform((batch, steps, features), entry.get("input_scale", 1.0))
-    if "mask" in entry:
-        inputs["mask"] = np.asarray(entry["mask"], bool).reshape(batch, steps)
-    if entry.get("initial_state"):
-        for prefix, layer, config in subs:
-            for s in STATES[layer]:
-                inputs[_join(prefix, f"initial_state_{s}")] = uniform((batch, config["units"]),
-                                                                      entry.get("state_scale", 0.8))
-    return weights, inputs
 
 
 # -- one fixture ---------------------------------------------------------------------------------
@@ -223,78 +95,31 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
     from conformance.adapters import keras as keras_adapter
 
     fid, layer = entry["id"], entry["layer"]
-    subs = sublayers(entry)
-    config = fixture_config(entry, subs)
-    weights, inputs = draw(entry, subs)
-    gates, activations, overrides = {}, {}, {}
-    for prefix, sub_layer, sub_config in subs:
-        specs, sub_overrides = activation_spec(entry, sub_layer, sub_config)
-        if layer == "Stacked":
-            activations[prefix], overrides[prefix] = specs, sub_overrides
-        else:
-            activations, overrides = specs, sub_overrides
-        slices = gate_slices(sub_layer, sub_config["units"], sub_config["use_bias"])
-        gates.update({_join(prefix, name): blocks for name, blocks in slices.items()})
+    p = parts(entry)  # config, seeded weights and inputs, gates, activations (conformance.fuzz.entries)
     if entry.get("bias") == "initializer":  # the layer's own initial bias (e.g. unit_forget_bias ones)
-        built = keras_adapter.build_layer(layer, config, inputs["x"].shape, overrides)
-        weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
+        built = keras_adapter.build_layer(layer, p.config, p.inputs["x"].shape, p.overrides)
+        p.weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
     tolerance = entry["tolerance"]
 
-    calls = entry.get("calls")
-    expected = keras_adapter.compute_any(layer, config, weights, inputs, overrides, calls=calls)
+    calls = p.calls
+    expected = keras_adapter.compute_any(layer, p.config, p.weights, p.inputs, p.overrides, calls=calls)
     expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
-    ref = reference.compute(layer, config, weights, gates, activations, inputs, calls=calls)
+    ref = reference.compute(layer, p.config, p.weights, p.gates, p.activations, p.inputs, calls=calls)
     cross_check(fid, expected, ref, tolerance)
     if layer not in ("Bidirectional", "Stacked") and not calls:
         # The trace is the reference's, proven step by step by its full output sequence against Keras.
         # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
-        sequence_config = {**config, "return_sequences": True}
-        keras_sequence = keras_adapter.compute(layer, sequence_config, weights, inputs, overrides)
-        ref_sequence = reference.forward(layer, sequence_config, weights, gates, activations, inputs)
+        sequence_config = {**p.config, "return_sequences": True}
+        keras_sequence = keras_adapter.compute(layer, sequence_config, p.weights, p.inputs, p.overrides)
+        ref_sequence = reference.forward(layer, sequence_config, p.weights, p.gates, p.activations, p.inputs)
         cross_check(fid, {k: np.asarray(v) for k, v in keras_sequence.items()}, ref_sequence, tolerance)
 
-    arrays = {**weights, **inputs, **expected,
-              **{f"trace/{k}": v.astype(np.float32) for k, v in ref["trace"].items()}}
-    applies_to = dict(entry.get("applies_to", {}))
-    if any("hard_sigmoid" in (c["activation"], c.get("recurrent_activation")) for _, _, c in subs):
-        applies_to.setdefault("keras", HARD_SIGMOID_APPLIES[entry.get("hard_sigmoid", "keras3")])
-    meta = {
-        "id": fid,
-        "description": " ".join(entry["description"].split()),
-        "layer": layer,
-        "config": config,
-        "activations": activations,
-        "weights": list(weights),
-        "gates": gates,
-        "inputs": list(inputs),
-        "outputs": list(expected),
-        "trace": list(ref["trace"]),
-        "tolerance": tolerance,
-        "tags": sorted(entry.get("tags", [])),
-        "seed": seed_of(entry),
-    }
-    if calls:
-        meta["calls"] = {"steps": list(calls["steps"]), "reset_before": list(calls.get("reset_before", []))}
-    if applies_to:
-        meta["applies_to"] = applies_to
+    meta, arrays = fixture_meta(entry, p, expected, ref["trace"])
     files = {}
-    if not any(overrides.values()):  # a Python activation override cannot be saved (and loaded in safe mode)
-        meta["model_file"], files = saved_model(layer, config, weights, inputs, calls)
+    if not any(p.overrides.values()):  # a Python activation override cannot be saved (and loaded in safe mode)
+        meta["model_file"], files = saved_model(layer, p.config, p.weights, p.inputs, calls)
     meta["generated_by"] = generated_by
     return finish_meta(meta, arrays), arrays, files
-
-
-def saved_model(layer: str, config: dict, weights: dict, inputs: dict, calls) -> tuple[dict, dict]:
-    """The fixture as a ``.keras`` file (inputs in, outputs and final states out), written reproducibly.
-
-    ``keras-load`` loads it in safe mode instead of rebuilding the layer; its sha256 is in the YAML.
-    """
-    from conformance.adapters import keras_load
-    batch = inputs["x"].shape[0] if calls else None
-    model, input_keys, output_keys = keras_load.contract_model(layer, config, weights, inputs,
-                                                               batch_size=batch, stateful=bool(calls))
-    data = keras_load.model_file_bytes(model)
-    return keras_load.model_file_entry(keras_load.MODEL_FILE, data, input_keys, output_keys), {keras_load.MODEL_FILE: data}
 
 
 # -- the command ---------------------------------------------------------------------------------

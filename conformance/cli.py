@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, options, session
+from . import __version__, fuzz, options, session
 from .errors import FixtureError
 from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
 from .gallery import fence, fmt, shape_text, trace_keys
@@ -368,6 +368,11 @@ def parser() -> argparse.ArgumentParser:
     for flag, kwargs in OPTIONS:
         p.add_argument(flag, dest=dest(flag), **kwargs)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("fuzz", help="differential fuzzing: shrink a disagreement with Keras to a fixture "
+                                    "for the bug report")
+    fuzz.add_arguments(p)
+    p.set_defaults(func=fuzz.main)
 
     p = sub.add_parser("export", parents=[common], help="write every fixture as plain JSON for non-Python ports",
                        description="Write DIR/<id>.json for every fixture. DIR must be a new or empty folder, "

@@ -20,6 +20,8 @@ from . import ledger, registry
 from .options import OPTIONS, dest
 from .session import Results, Session, UsageError
 
+pytest_plugins = ["conformance.fuzz.pytest_plugin"]  # --conformance-fuzz N: the fuzzer inside the suite
+
 SESSION = pytest.StashKey[Session]()
 RESULTS = pytest.StashKey[Results]()
 RECORD = pytest.StashKey[dict]()
