@@ -32,7 +32,7 @@ import yaml
 
 from conformance import reference
 from conformance.fixtures import FixtureError, compute_digest, list_fixtures, load_arrays
-from conformance.fuzz.entries import fixture_meta, parts, saved_model
+from conformance.entries import fixture_meta, parts, saved_model
 from conformance.writer import finish_meta, write_fixture
 
 HERE = Path(__file__).resolve().parent

@@ -304,7 +304,7 @@ def test_without_hypothesis_the_command_says_how_to_install_it(tmp_path):
         import argparse, sys
         sys.modules["hypothesis"] = None   # as if not installed: import fails, find_spec says None
         from conformance import fuzz
-        import conformance.fuzz.pytest_plugin, conformance.fuzz.entries, conformance.fuzz.mistaken  # no Hypothesis needed
+        import conformance.fuzz.pytest_plugin, conformance.entries, conformance.fuzz.mistaken  # no Hypothesis needed
         parser = argparse.ArgumentParser()
         fuzz.add_arguments(parser)
         sys.exit(fuzz.main(parser.parse_args(["--impl", "numpy-reference"])))

@@ -41,7 +41,7 @@ from ..suite import Case, judge
 from ..verdict import Status
 from ..writer import finish_meta, write_fixture
 from . import DEFAULT_BUDGET, DEFAULT_OUT as DEFAULT_OUT_NAME, space
-from .entries import fixture_meta, keras2_hard_sigmoid, parts, saved_model
+from ..entries import fixture_meta, keras2_hard_sigmoid, parts, saved_model
 
 TOLERANCE = {"atol": 1e-05, "rtol": 0.0001}   # the gallery's
 ROUND = 100                                   # examples per round under --seconds (each round has its own seed)

@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from ..families import family
+from .families import family
 
 ACTIVATIONS = {
     "tanh": {"name": "tanh", "formula": "tanh(x)"},
@@ -95,7 +95,7 @@ def activation_spec(entry: dict, layer: str, config: dict) -> tuple[dict, dict]:
 
 
 def keras2_hard_sigmoid(x):
-    from ..adapters.keras import keras_module
+    from .adapters.keras import keras_module
     ops = keras_module().ops
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 
@@ -206,7 +206,7 @@ def saved_model(layer: str, config: dict, weights: dict, inputs: dict, calls) ->
 
     ``keras-load`` loads it in safe mode instead of rebuilding the layer; its sha256 is in the YAML.
     """
-    from ..adapters import keras_load
+    from .adapters import keras_load
     batch = inputs["x"].shape[0] if calls else None
     model, input_keys, output_keys = keras_load.contract_model(layer, config, weights, inputs,
                                                                batch_size=batch, stateful=bool(calls))
