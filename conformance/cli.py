@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__, fuzz, options, session
 from .errors import FixtureError
 from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
-from .gallery import fence, fmt, shape_text, trace_keys
+from .gallery import DEFAULT_MAX_BYTES, fence, fmt, shape_text, trace_keys
 from .errors import Unsupported
 from .families import family
 from .wrappers import Part
@@ -393,8 +393,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gallery", parents=[common], help="render the browsable gallery (Markdown index and pages)")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--no-plots", action="store_true", help="skip the trace plots (needs matplotlib otherwise)")
-    p.add_argument("--max-bytes", type=int, default=1_500_000,
-                   help="drop the plots if the gallery would be larger than this (default 1.5 MB)")
+    p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help=f"drop the plots if the gallery would be larger than this (default {DEFAULT_MAX_BYTES / 1e6:g} MB)")
     p.set_defaults(func=cmd_gallery)
     return top
 

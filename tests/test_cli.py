@@ -343,7 +343,11 @@ def test_committed_gallery_lists_every_fixture_at_its_current_digest():
     assert not stale and not extra, (f"docs/gallery is out of date (missing or stale: {stale}; extra: {extra}); "
                                      "regenerate with `lstm-conformance gallery docs/gallery`")
     images = sum(p.stat().st_size for p in docs.glob("*.png"))
-    assert sum(p.stat().st_size for p in docs.iterdir()) < 1_600_000 or images == 0
+    assert sum(p.stat().st_size for p in docs.iterdir()) < gallery.DEFAULT_MAX_BYTES or images == 0
+    # each page is `show`'s text (values float32-exact), under its own heading
+    body = {f.id: gallery.fixture_markdown(f).split("\n", 1)[1] for f in FIXTURES}
+    differs = [fid for fid, text in body.items() if text not in (docs / f"{fid}.md").read_text()]
+    assert not differs, f"pages no longer match `lstm-conformance show` (regenerate docs/gallery): {differs[:5]}"
 
 
 # -- from an installed wheel, without TensorFlow ------------------------------------------------------
