@@ -9,7 +9,7 @@ and for a few port bugs the catalogue does not list, it runs ``fuzz`` with seeds
 the examples needed to find a counterexample (median and worst, shrinking not counted), the
 counterexample seed 0 shrinks to, and how many gallery fixtures fail the same port. It ends with
 the mistakes the gallery catches that fuzzing does not (within the budget), and the reverse.
-Reported in README; never asserted (``tests/test_fuzz.py`` asserts every mistake is found with seed 0).
+Reported in README; never asserted (``tests/meta/test_fuzz.py`` asserts every mistake is found with seed 0).
 """
 
 from __future__ import annotations

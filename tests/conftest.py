@@ -122,3 +122,16 @@ def gallery():
     listing = list_fixtures(REPO / "fixtures")
     assert listing.fixtures and not listing.errors, listing.errors
     return listing.fixtures
+
+
+SLOW_FIXTURES = {"installed_venv", "make_venv", "conformance_wheel"}
+
+
+def pytest_collection_modifyitems(items):
+    """``slow``: everything in tests/integration, and any test that builds the wheel or a venv.
+
+    ``pytest tests -m "not slow"`` is the quick loop (tests/unit and tests/meta); CI runs everything.
+    """
+    for item in items:
+        if "integration" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

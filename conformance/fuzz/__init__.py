@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 INSTALL_HINT = 'pip install "lstm-conformance[fuzz]"'
-DEFAULT_BUDGET = 300   # examples per search: finds every catalogued mistake (tests/test_fuzz.py, benchmarks)
+DEFAULT_BUDGET = 300   # examples per search: finds every catalogued mistake (tests/meta/test_fuzz.py, benchmarks)
 DEFAULT_OUT = "fuzz-fixtures"
 
 

@@ -19,7 +19,7 @@ from conformance import cli, gallery, reference
 from conformance.fixtures import gallery_dir, list_fixtures, short_digest
 from conformance.gallery import column_slice, fmt
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 FIXTURES = list_fixtures(gallery_dir()).fixtures
 BY_ID = {f.id: f for f in FIXTURES}
 
@@ -187,6 +187,7 @@ def test_explain_rejects_a_batch_row_out_of_range(capsys):
 
 # -- verify ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # loads TensorFlow and every model file
 def test_verify_passes_the_gallery(capsys):
     code, out, _ = run_cli(capsys, "verify")
     assert code == 0

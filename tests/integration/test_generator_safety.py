@@ -24,7 +24,7 @@ from conformance import writer
 
 if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecting stays cheap
     pytest.skip("generate_fixtures.py needs TensorFlow", allow_module_level=True)
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 FID = "lstm-seed-question"
 
 

@@ -18,7 +18,7 @@ from conformance.fixtures import list_fixtures
 
 from conftest import REPO
 
-IMPLS = Path(__file__).resolve().parent / "impls"
+IMPLS = REPO / "tests" / "impls"
 BROKEN = {  # --impl spec -> text its failure message must contain
     "impl_import_error:run": ["failed to load", "impl_import_error:run", "ModuleNotFoundError",
                               "lstm_conformance_missing_dependency"],

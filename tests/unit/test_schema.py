@@ -13,6 +13,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
+from conftest import REPO
 import yaml
 
 from conformance import schema
@@ -227,7 +229,7 @@ def test_the_compiled_validator_is_built_once():
 
 # -- SPEC.md stays true to the fixtures and the schema ----------------------------------------------
 
-SPEC = Path(__file__).resolve().parents[1] / "SPEC.md"
+SPEC = REPO / "SPEC.md"
 
 
 def test_spec_documents_every_field_the_schema_defines():
