@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from conformance import list_fixtures, reference
+from conformance import list_fixtures, reference, wrappers
 from conformance.compare import matches
 from conformance.fuzz import engine, mistaken, space
 from conformance.mistakes import CATALOGUE
@@ -70,11 +70,11 @@ def _stack_port(fixture):
     x, out = fixture.inputs["x"], {}
     for k, sub in enumerate(fixture.config["layers"]):
         prefix = f"layers/{k}"
-        inputs = {"x": x, **reference.sub_mapping(fixture.inputs, prefix)}
+        inputs = {"x": x, **wrappers.sub_mapping(fixture.inputs, prefix)}
         if k == 0:
             inputs["mask"] = fixture.inputs["mask"]
-        result = reference.forward(sub["layer"], sub["config"], reference.sub_mapping(fixture.weights, prefix),
-                                   reference.sub_mapping(fixture.gates, prefix), fixture.activations[prefix], inputs)
+        result = reference.forward(sub["layer"], sub["config"], wrappers.sub_mapping(fixture.weights, prefix),
+                                   wrappers.sub_mapping(fixture.gates, prefix), fixture.activations[prefix], inputs)
         x = result["output"]
         out.update({f"{prefix}/{n}": np.asarray(v, np.float32) for n, v in result.items()
                     if n.startswith("state_")})

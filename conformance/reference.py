@@ -20,8 +20,8 @@ import numpy as np
 
 from . import __version__
 from .errors import Unsupported
-from .families import LAYERS, WRAPPERS, Family, family  # noqa: F401 - LAYERS, WRAPPERS re-exported
-from .wrappers import MERGES, Part, compose, merge_bidirectional, split_calls, sub_mapping  # noqa: F401
+from .families import LAYERS, Family, family
+from .wrappers import Part, compose, merge_bidirectional
 
 
 @dataclasses.dataclass(frozen=True)

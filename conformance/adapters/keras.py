@@ -16,7 +16,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
-from ..reference import split_calls, sub_mapping as _sub
+from .. import wrappers
+from ..wrappers import split_calls, sub_mapping as _sub
+from . import quiet
+from .requires import require
 
 LAYER_STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
@@ -24,15 +27,47 @@ WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
 
 @functools.lru_cache(maxsize=None)
 def keras_module():
-    """Import Keras the way the environment asks; Unsupported if there is none."""
-    try:
-        if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
-            import tf_keras as keras  # Keras 2 as a separate package on TF >= 2.16
-        else:
-            import keras
-    except ImportError as exc:
-        raise Unsupported(f"Keras is not installed ({exc})") from None
+    """Import Keras the way the environment asks; Unsupported (with the install hint) if there is none."""
+    name = "tf_keras" if os.environ.get("TF_USE_LEGACY_KERAS") == "1" else "keras"  # tf-keras: Keras 2 on TF >= 2.16
+    with quiet.importing(name):  # TensorFlow's native start-up lines stay out of the run
+        keras = require(name)
+    _share_jax_compilations(keras)
     return keras
+
+
+def _share_jax_compilations(keras) -> None:
+    """On the JAX backend, compile each distinct XLA computation once per process, not once per call.
+
+    Keras's JAX ``rnn()`` runs ``jax.lax.scan`` over a step function it defines anew on every
+    call, so every layer call (the configured layer, its return_state twin, the keras-load
+    model of the same fixture...) misses JAX's in-memory caches and XLA compiles the same
+    loop again: compiling was three quarters of the ``jax`` tox env's time. JAX's persistent
+    compilation cache keys executables by the computation's canonical IR (the weights are
+    operands, not part of it), the compile options and the jax/jaxlib versions, so a hit is
+    the executable a fresh compile would give, and the values computed are unchanged. The
+    cache is a private temporary folder removed at exit, used only where the user has not
+    configured one (``JAX_COMPILATION_CACHE_DIR``, or ``JAX_ENABLE_COMPILATION_CACHE=false``).
+    """
+    backend = getattr(keras.backend, "backend", None)
+    if not callable(backend) or backend() != "jax":
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+    try:
+        if jax.config.jax_compilation_cache_dir or not jax.config.jax_enable_compilation_cache:
+            return  # the user's own cache settings win
+        folder = tempfile.mkdtemp(prefix="lstm-conformance-jax-cache-")
+    except (AttributeError, OSError):  # a JAX without these options, or no temporary folder: compile as before
+        return
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    try:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # the loops compile in ~0.1 s
+        jax.config.update("jax_compilation_cache_dir", folder)
+    except (AttributeError, KeyError, ValueError):
+        pass
 
 
 def keras_version() -> str:
@@ -168,15 +203,12 @@ def compute_bidirectional(config: Mapping, weights: Mapping, inputs: Mapping,
 def compute_stacked(config: Mapping, weights: Mapping, inputs: Mapping,
                     activation_overrides: Mapping[str, Mapping[str, Callable]] | None = None) -> dict:
     """Layers called one after another; the mask is passed to each, as a Keras model propagates it."""
-    x, result = inputs["x"], {}
-    for k, sub in enumerate(config["layers"]):
-        prefix = f"layers/{k}"
-        layer_inputs = {"x": x, **({"mask": inputs["mask"]} if "mask" in inputs else {}), **_sub(inputs, prefix)}
-        out = compute(sub["layer"], sub["config"], _sub(weights, prefix), layer_inputs,
-                      (activation_overrides or {}).get(prefix))
-        x = out.pop("output")
-        result.update({f"{prefix}/{name}": v for name, v in out.items()})
-    result["output"] = x
+    def run_layer(part: wrappers.Part) -> dict:
+        return compute(part.layer, part.config, part.weights, part.inputs, (activation_overrides or {}).get(part.prefix))
+    parts = wrappers.stacked_parts(config, weights, {}, {f"layers/{k}": {} for k in range(len(config["layers"]))},
+                                   inputs)
+    result = wrappers.stacked(parts, run_layer)
+    result.pop("trace", None)
     return result
 
 
@@ -218,8 +250,9 @@ def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras``."""
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"the keras adapter does not support layer {fixture.layer!r}")
-    return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs,
-                       calls=fixture.meta.get("calls"))
+    with quiet.calls():  # TensorFlow's first-use notices (e.g. oneDNN's on the first mask) stay out of reports
+        return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs,
+                           calls=fixture.meta.get("calls"))
 
 
 run.info = info

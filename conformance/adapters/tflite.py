@@ -31,6 +31,8 @@ import numpy as np
 
 from ..errors import Unsupported
 from .keras import keras_module, keras_version, backend_name
+from . import quiet
+from .requires import require
 from . import keras_load
 
 _NOTES: dict[str, str] = {}
@@ -39,11 +41,8 @@ _LOCK = threading.Lock()
 
 
 def _tf():
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise Unsupported(f"TensorFlow is not installed ({exc}); the TFLite converter ships with it") from None
-    return tf
+    with quiet.importing("tensorflow"):  # its native start-up lines stay out of the run
+        return require("tensorflow")  # the TFLite converter ships with it
 
 
 def interpreter_class():
@@ -53,10 +52,10 @@ def interpreter_class():
     if cls is not None:
         return cls, "tf.lite"
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:
-        raise Unsupported(f"this TensorFlow has no tf.lite.Interpreter and ai_edge_litert is not installed ({exc})") from None
-    return Interpreter, "ai_edge_litert"
+        litert = require("ai_edge_litert.interpreter")
+    except Unsupported as exc:
+        raise Unsupported(f"this TensorFlow has no tf.lite.Interpreter, so the tflite adapter {exc}") from None
+    return litert.Interpreter, "ai_edge_litert"
 
 
 def model_ops(flatbuffer: bytes) -> list[str]:
@@ -161,6 +160,11 @@ def run(fixture) -> dict[str, np.ndarray]:
     UNIDIRECTIONAL_SEQUENCE_LSTM beside a WHILE-loop LSTM gave wrong final states.)
     """
     _tf()
+    with quiet.calls():  # the converter's and interpreter's notices stay out of reports
+        return _run(fixture)
+
+
+def _run(fixture) -> dict[str, np.ndarray]:
     keras_module()
     if fixture.layer not in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "Stacked"):
         raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
@@ -190,7 +194,7 @@ def run(fixture) -> dict[str, np.ndarray]:
     if not calls:
         result = outputs(fixture.inputs)
     else:
-        from ..reference import split_calls  # pure numpy slicing, shared with the reference
+        from ..wrappers import split_calls
         result = {}
         for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
             if k in calls.get("reset_before", ()):
