@@ -110,14 +110,7 @@ class Fixture:
         for name, spec in meta["arrays"].items():
             if name not in arrays:
                 raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in its metadata is missing")
-            array = np.array(arrays[name])
-            if (list(array.shape) != spec.get("shape") or array.dtype.name != spec.get("dtype")
-                    or array_sha256(array) != spec.get("sha256")):
-                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} does not match the shape, dtype "
-                                          "and sha256 its metadata lists")
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} contains NaN or Inf")
-            checked[name] = _readonly(array)
+            checked[name] = check_array(where, meta["id"], name, spec, np.array(arrays[name]))
         extra = sorted(set(arrays) - set(meta["arrays"]))
         if extra:
             raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in its metadata: {', '.join(extra)}")
@@ -356,22 +349,27 @@ def load_arrays(folder: Path, meta: Mapping) -> dict[str, np.ndarray]:
             raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
         except Exception as exc:  # corrupt header or data: numpy raises several kinds
             raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
-        if list(array.shape) != list(spec.get("shape", [])):
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} has shape {list(array.shape)},"
-                                      f" fixture.yaml says {spec.get('shape')}")
-        if array.dtype.name != spec.get("dtype"):
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} has dtype {array.dtype.name},"
-                                      f" fixture.yaml says {spec.get('dtype')}")
-        if array_sha256(array) != spec.get("sha256"):
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} does not match its sha256"
-                                      " (the data was changed after generation)")
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} contains NaN or Inf")
-        arrays[name] = _readonly(array)
+        arrays[name] = check_array(where, meta["id"], name, spec, array)
     extra = sorted(set(infos) - set(meta["arrays"]))
     if extra:
         raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in fixture.yaml: {', '.join(extra)}")
     return arrays
+
+
+def check_array(where, fid: str, name: str, spec: Mapping, array: np.ndarray) -> np.ndarray:
+    """``array`` read-only, if it has the shape, dtype and sha256 the metadata lists and is finite."""
+    if list(array.shape) != list(spec.get("shape", [])):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has shape {list(array.shape)},"
+                                  f" fixture.yaml says {spec.get('shape')}")
+    if array.dtype.name != spec.get("dtype"):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has dtype {array.dtype.name},"
+                                  f" fixture.yaml says {spec.get('dtype')}")
+    if array_sha256(array) != spec.get("sha256"):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} does not match its sha256"
+                                  " (the data was changed after generation)")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} contains NaN or Inf")
+    return _readonly(array)
 
 
 def load_fixture(folder: Path) -> Fixture:
