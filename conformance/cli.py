@@ -127,7 +127,6 @@ def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[st
     result = reference.forward(layer, dict(config, return_sequences=True), part.weights, part.gates,
                                part.activations, inputs)
     trace = result["trace"]
-    units = int(config["units"])
     w = fam.weights(config, part.weights, part.gates)
     state_names = fam.states
     backwards = bool(config.get("go_backwards", False))
@@ -152,7 +151,8 @@ def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[st
     previous = {}
     for n in state_names:
         given = inputs.get(f"initial_state_{n}")
-        previous[n] = np.zeros(units) if given is None else np.asarray(given[batch], np.float64)
+        zeros = np.zeros(np.shape(result[f"state_{n}"])[1:])  # (units,), or ConvLSTM's (*positions, filters)
+        previous[n] = zeros if given is None else np.asarray(given[batch], np.float64)
         body.append(f"initial {n}0 = " + ("zeros" if given is None else fmt(previous[n], precision)))
     if mask is not None:
         body.append(f"mask row {batch} (input order) = {fmt(mask[batch], precision)}")

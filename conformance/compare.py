@@ -95,6 +95,21 @@ def first_bad(bad: np.ndarray) -> tuple:
     return tuple(int(i) for i in where[0])
 
 
+def _first_bad_in_time(bad: np.ndarray) -> tuple:
+    """The first True index of a trace array (batch, time, ...): earliest timestep, then batch row, then the
+    rest in C order (``first_bad``'s order for (B, T, U), for every rank)."""
+    t, b, *rest = (int(i) for i in np.argwhere(np.moveaxis(bad, 1, 0))[0])
+    return (b, t, *rest)
+
+
+def _element_words(fixture, index: tuple) -> str:
+    """``unit 3`` (or ``row 1, col 2, filter 0``): the axes after batch and timestep, named by the family."""
+    axes = family_of(fixture).output_axes
+    if len(axes) != len(index):
+        return f"element {list(index[2:])}"
+    return ", ".join(f"{axis} {i}" for axis, i in zip(axes[2:], index[2:]))
+
+
 def _gate_rank(name: str) -> int:
     """Computation order within a step (gates, then c, then h), so a tie names the gate that went wrong first."""
     short = name.rsplit("/", 1)[-1]
@@ -114,18 +129,23 @@ def _trace_problem(got, want: np.ndarray) -> str | None:
         return f"dtype {got.dtype.name}, not float32 or float64"
     if got.shape == want.shape:
         return None
-    if got.ndim == 3 and got.shape == (want.shape[1], want.shape[0], want.shape[2]):
+    if got.ndim >= 3 and got.shape == (want.shape[1], want.shape[0], *want.shape[2:]):
         return f"shape {got.shape}, which looks time-major"
     return f"shape {got.shape}"
 
 
-def _expected_trace(expected: Mapping) -> str:
+def _expected_trace(expected: Mapping, axes: str = "(batch, time, units)") -> str:
     """The names and shapes of the fixture's trace, for a message about a trace that does not fit."""
     names = _trace_order(expected)
     shapes = {expected[k].shape for k in names}
     if len(shapes) == 1:
-        return f"expected names {', '.join(map(repr, names))}, each of shape {shapes.pop()} (batch, time, units)"
-    return "expected names and shapes (batch, time, units) " + ", ".join(f"{k!r} {expected[k].shape}" for k in names)
+        return f"expected names {', '.join(map(repr, names))}, each of shape {shapes.pop()} {axes}"
+    return f"expected names and shapes {axes} " + ", ".join(f"{k!r} {expected[k].shape}" for k in names)
+
+
+def _trace_axes(fixture) -> str:
+    axes = family_of(fixture).output_axes
+    return "(batch, time, units)" if len(axes) == 3 else "(" + ", ".join(axes) + ")"
 
 
 def localise_trace(fixture, trace) -> list[str]:
@@ -150,15 +170,16 @@ def localise_trace(fixture, trace) -> list[str]:
         compared.append(gate)
         bad = ~close(got, want, fixture.tolerance)
         if bad.any():
-            index = first_bad(bad)
+            index = _first_bad_in_time(bad)
             if first is None or index[1] < first[1][1]:  # a tie keeps the gate computed first
                 first = (gate, index)
     if first is not None:
-        gate, (b, t, u) = first
+        gate, index = first
+        b, t = index[:2]
         got, want = trace[gate], expected[gate]
         err = float(np.abs(got[:, t].astype(np.float64) - want[:, t]).max())
         head = (f"trace: first diverging gate is {gate!r} at {_step_label(fixture, gate, t)} in batch row {b}, "
-                f"unit {u}: expected {float(want[b, t, u]):.7g}, got {float(got[b, t, u]):.7g} "
+                f"{_element_words(fixture, index)}: expected {float(want[index]):.7g}, got {float(got[index]):.7g} "
                 f"(max abs error {err:.3g} at that timestep)")
     elif compared:
         head = f"trace: every entry compared agrees with the fixture's trace ({', '.join(compared)})"
@@ -167,7 +188,7 @@ def localise_trace(fixture, trace) -> list[str]:
     if not problems:
         return [head]
     return [head, *(f"  not compared, {why}: {', '.join(names)}" for why, names in problems.items()),
-            f"  {_expected_trace(expected)}"]
+            f"  {_expected_trace(expected, _trace_axes(fixture))}"]
 
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
@@ -205,7 +226,7 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
     located = localise_trace(fixture, result.get("trace"))
     if located:
         lines += [f"  {line}" for line in located]
-    elif not any(result[m].ndim == 3 for m in mismatched):
+    elif not any(result[m].ndim == len(family_of(fixture).output_axes) for m in mismatched):
         lines.append("  (final values only: return a 'trace' mapping to locate the first diverging step and gate)")
     if diagnose is not None:
         named = diagnose(fixture, result)

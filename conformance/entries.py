@@ -32,14 +32,9 @@ HARD_SIGMOID = {
 }
 HARD_SIGMOID_APPLIES = {"keras3": ">=3", "keras2": "<3"}
 
-LAYER_KEYS = {
-    "LSTM": ("units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias"),
-    "GRU": ("units", "activation", "recurrent_activation", "use_bias", "reset_after"),
-    "SimpleRNN": ("units", "activation", "use_bias"),
-}
+# The layer options each family writes out, with Keras's defaults, are the family's ``config_keys``.
 SEQUENCE_KEYS = ("return_sequences", "return_state", "go_backwards")
-DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "unit_forget_bias": True,
-            "reset_after": True, "return_sequences": False, "return_state": False, "go_backwards": False}
+DEFAULTS = {"return_sequences": False, "return_state": False, "go_backwards": False}
 
 
 def seed_of(entry: dict) -> int:
@@ -51,8 +46,8 @@ def seed_of(entry: dict) -> int:
 
 def full_config(layer: str, config: dict) -> dict:
     """The catalog config with every semantic default written out, so no reader needs Keras's defaults."""
-    keys = (*LAYER_KEYS[layer], *SEQUENCE_KEYS)
-    full = {k: config.get(k, DEFAULTS.get(k)) for k in keys}
+    full = family(layer).full_config(config)
+    full.update({k: config.get(k, DEFAULTS[k]) for k in SEQUENCE_KEYS})
     full.update({k: v for k, v in config.items() if k not in full})  # extras: dropout, zero_output_for_mask...
     return full
 
@@ -104,36 +99,39 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
+def x_shape(entry: dict) -> tuple[int, ...]:
+    """(batch, timesteps, features), or (batch, timesteps, *spatial, channels) for a convolutional family
+    (``spatial``: the input's rows, or rows and columns; ``features`` is then the channels)."""
+    return (entry["batch"], entry["timesteps"], *entry.get("spatial", ()), entry["features"])
+
+
 def draw(entry: dict, subs: list) -> tuple[dict, dict]:
-    """Seeded weights and inputs, float32, uniform in the catalog's ranges."""
+    """Seeded weights and inputs, float32, uniform in the catalog's ranges; every shape is the family's."""
     rng = np.random.default_rng(seed_of(entry))
-    batch, steps, features = entry["batch"], entry["timesteps"], entry["features"]
+    batch, steps = entry["batch"], entry["timesteps"]
     scale, bias_scale = entry.get("weight_scale", 0.5), entry.get("bias_scale", 0.5)
 
     def uniform(shape, limit):
         return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
-    weights, inputs, width_in = {}, {}, features
+    weights, inputs, shape_in, state_shapes = {}, {}, x_shape(entry), {}
     for prefix, layer, config in subs:
-        units = config["units"]
-        width = units * len(family(layer).gates)
-        weights[_join(prefix, "kernel")] = uniform((width_in, width), scale)
-        weights[_join(prefix, "recurrent_kernel")] = uniform((units, width), scale)
-        if config["use_bias"]:
-            bias_shape = (2, width) if layer == "GRU" and config["reset_after"] else (width,)
-            weights[_join(prefix, "bias")] = uniform(bias_shape, bias_scale)
-        if entry["layer"] == "Stacked":
-            width_in = units
+        fam = family(layer)
+        for name, shape in fam.weight_shapes(config, shape_in[-1]).items():
+            weights[_join(prefix, name)] = uniform(shape, bias_scale if name == "bias" else scale)
+        state_shapes[prefix] = fam.state_shape(config, shape_in)
+        if entry["layer"] == "Stacked":  # the next layer reads this one's output sequence
+            shape_in = (batch, steps, *state_shapes[prefix][1:])
     if "x" in entry:
-        inputs["x"] = np.asarray(entry["x"], np.float32).reshape(batch, steps, features)
+        inputs["x"] = np.asarray(entry["x"], np.float32).reshape(x_shape(entry))
     else:
-        inputs["x"] = uniform((batch, steps, features), entry.get("input_scale", 1.0))
+        inputs["x"] = uniform(x_shape(entry), entry.get("input_scale", 1.0))
     if "mask" in entry:
         inputs["mask"] = np.asarray(entry["mask"], bool).reshape(batch, steps)
     if entry.get("initial_state"):
         for prefix, layer, config in subs:
             for s in family(layer).states:
-                inputs[_join(prefix, f"initial_state_{s}")] = uniform((batch, config["units"]),
+                inputs[_join(prefix, f"initial_state_{s}")] = uniform(state_shapes[prefix],
                                                                       entry.get("state_scale", 0.8))
     return weights, inputs
 
@@ -165,7 +163,8 @@ def parts(entry: dict) -> Parts:
             activations[prefix], overrides[prefix] = specs, sub_overrides
         else:
             activations, overrides = specs, sub_overrides
-        slices = family(sub_layer).gate_slices(sub_config["units"], sub_config["use_bias"])
+        fam = family(sub_layer)
+        slices = fam.gate_slices(fam.units(sub_config), sub_config["use_bias"])
         gates.update({_join(prefix, name): blocks for name, blocks in slices.items()})
     return Parts(layer, subs, config, weights, inputs, gates, activations, overrides, entry.get("calls"))
 

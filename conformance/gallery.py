@@ -241,7 +241,8 @@ def plot_trace(fixture: Fixture, path: Path, batch: int = 0) -> None:
                 ax.axvspan(t - 0.5, t + 0.5, color="0.88", lw=0)
         for edge in bounds[1:-1]:
             ax.axvline(edge - 0.5, color="0.4", lw=0.8, ls="--")
-        ax.plot(np.arange(steps), trace[key][batch], lw=1, marker=".", ms=3, antialiased=False)
+        # one line per unit (a ConvLSTM's (positions..., filters) flattened: one line per position and filter)
+        ax.plot(np.arange(steps), trace[key][batch].reshape(steps, -1), lw=1, marker=".", ms=3, antialiased=False)
         prefix, _, short = key.rpartition("/")
         ax.set_title((prefix + "/" if prefix else "") + TRACE_LABELS.get(short, short), fontsize=9)
         ax.tick_params(labelsize=8)

@@ -11,6 +11,7 @@ the reference itself computes Keras only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Callable, Mapping
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import reference, wrappers
 from .compare import close
-from .families import FAMILIES
+from .families import FAMILIES, conv_lstm
 from .reference import Overrides
 
 LSTM_ORDER = FAMILIES["LSTM"].gates
@@ -122,7 +123,7 @@ def _weights(problem: Problem, change: Callable[[str, np.ndarray], np.ndarray | 
 
 def _transposed(name, value):
     """A (rows, cols) kernel read from memory as if it were stored (cols, rows): reshape, then transpose."""
-    if name.rsplit("/", 1)[-1] in ("kernel", "recurrent_kernel") and value.shape[0] > 1:
+    if name.rsplit("/", 1)[-1] in ("kernel", "recurrent_kernel") and value.ndim == 2 and value.shape[0] > 1:
         return value.reshape(value.shape[1], value.shape[0]).T
     return None
 
@@ -254,6 +255,72 @@ def _has_initial_state(problem):
     return any("initial_state" in k for k in problem.inputs)
 
 
+# -- ConvLSTM: kernel layouts, the recurrent convolution, "same" padding -------------------------------
+
+def _conv_kernels(read: Callable[[np.ndarray], np.ndarray]):
+    """Every convolution kernel (ndim >= 3: (*kernel_size, in, 4*filters)) read by the port as ``read`` does."""
+    def change(name, value):
+        if name.rsplit("/", 1)[-1] in ("kernel", "recurrent_kernel") and value.ndim >= 3:
+            return read(value)
+        return None
+    return lambda p: _weights(p, change)
+
+
+def _read_oihw(value):
+    """Keras's (*k, in, out) bytes taken as PyTorch's Conv weight (out, in, *k), then arranged back as (*k, in, out)."""
+    *sizes, n_in, n_out = value.shape
+    return value.reshape(n_out, n_in, *sizes).transpose(*range(2, 2 + len(sizes)), 1, 0)
+
+
+def _read_hwoi(value):
+    """Keras's (*k, in, out) bytes taken as (*k, out, in): the gate blocks cut along the input-channel axis."""
+    *sizes, n_in, n_out = value.shape
+    return value.reshape(*sizes, n_out, n_in).swapaxes(-1, -2)
+
+
+def _recurrent_valid_padded_back(h, kernel, config, conv=conv_lstm.convolve):
+    """The recurrent convolution 'valid' (no zeros around h), its smaller result zero-padded back to h's size."""
+    rank = kernel.ndim - 2
+    sizes, out_shape = kernel.shape[:rank], h.shape[:-1] + kernel.shape[-1:]
+    if any(n < k for n, k in zip(h.shape[1:1 + rank], sizes)):
+        return np.zeros(out_shape)  # no valid position at all: nothing but the zeros padded back
+    out = conv(h, kernel, (1,) * rank, "valid", (1,) * rank)
+    pads = [conv_lstm.same_padding(n, k, 1, 1) for n, k in zip(h.shape[1:1 + rank], sizes)]
+    return np.pad(out, [(0, 0), *pads, (0, 0)])
+
+
+def _recurrent_dilated(h, kernel, config, conv=conv_lstm.convolve):
+    """The recurrent convolution given the layer's dilation_rate (Keras's is never dilated)."""
+    rank = kernel.ndim - 2
+    return conv(h, kernel, (1,) * rank, "same", conv_lstm.as_tuple(config.get("dilation_rate", 1), rank))
+
+
+def _conv_cell(**pieces):
+    """Overrides.cell: ConvLSTM layers with these convolutions, every other family as Keras computes it."""
+    return lambda fam: conv_lstm.make_cell(**pieces) if isinstance(fam, conv_lstm.ConvLSTMFamily) else fam.cell
+
+
+def _conv_configs(problem) -> list:
+    return [c for layer, c in zip(_sublayers(problem), _configs(problem))
+            if isinstance(FAMILIES.get(layer), conv_lstm.ConvLSTMFamily)]
+
+
+def _sublayers(problem) -> list[str]:
+    """The layer class of each config ``_configs`` lists (Bidirectional: the wrapped one)."""
+    if problem.layer == "Stacked":
+        return [sub["layer"] for sub in problem.config["layers"]]
+    return [problem.config["wrapped"] if problem.layer == "Bidirectional" else problem.layer]
+
+
+def _dilated(problem) -> bool:
+    return any(max(np.atleast_1d(c.get("dilation_rate", 1))) > 1 for c in _conv_configs(problem))
+
+
+def _even_kernel(problem) -> bool:
+    """Some "same" convolution pads an odd number of zeros: every recurrent one with an even kernel size."""
+    return any(int(k) % 2 == 0 for c in _conv_configs(problem) for k in np.atleast_1d(c.get("kernel_size", 1)))
+
+
 def _stateful_not_carried(problem):
     if not problem.calls or len(problem.calls["steps"]) < 2:
         return None
@@ -325,6 +392,22 @@ def _build() -> list[Mistake]:
                 "bidirectional-lstm-sum-sequences"),
         Mistake("stateful-state-not-carried", "the state reset between calls of a stateful layer",
                 _stateful_not_carried, "stateful-lstm-three-calls"),
+        Mistake("conv-lstm-kernel-oihw", "the ConvLSTM kernels read in PyTorch's Conv layout (out, in, *kernel_size) "
+                "instead of Keras's (*kernel_size, in, 4*filters)", _conv_kernels(_read_oihw), "conv-lstm2d-basic"),
+        Mistake("conv-lstm-gate-axis", "the ConvLSTM kernels read as (*kernel_size, 4*filters, in): the gate blocks "
+                "cut along what is Keras's input-channel axis, not its last axis", _conv_kernels(_read_hwoi),
+                "conv-lstm1d-basic"),
+        Mistake("conv-lstm-recurrent-valid", "the ConvLSTM recurrent convolution with padding 'valid' and its result "
+                "zero-padded back (Keras pads h: its recurrent convolution is always 'same', strides 1)",
+                _override(lambda p: bool(_conv_configs(p)), cell=_conv_cell(recurrent=_recurrent_valid_padded_back)),
+                "conv-lstm2d-same-sequences"),
+        Mistake("conv-lstm-recurrent-dilated", "the ConvLSTM recurrent convolution dilated like the input convolution "
+                "(Keras's recurrent convolution has no dilation)",
+                _override(_dilated, cell=_conv_cell(recurrent=_recurrent_dilated)), "conv-lstm2d-dilation2"),
+        Mistake("conv-lstm-same-padding-before", "'same' padding with the odd zero of an even kernel before the data "
+                "(TensorFlow and XLA put it after)",
+                _override(_even_kernel, cell=_conv_cell(conv=functools.partial(conv_lstm.convolve, extra_before=True))),
+                "conv-lstm1d-same-even-kernel"),
     ]
     return mistakes
 

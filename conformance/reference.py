@@ -64,15 +64,15 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     fam = family(layer)
     if overrides.before_layer is not None:
         config, inputs = overrides.before_layer(layer, dict(config), dict(inputs))
-    units = int(config["units"])
     act = activation(activations["activation"])
     rec_act = activation(activations["recurrent_activation"]) if "recurrent_activation" in activations else None
     w = fam.weights(config, weights, gates)
     step = (overrides.cell(fam) if overrides.cell is not None else fam.cell)
 
-    x = np.asarray(inputs["x"], np.float64)
-    batch, steps, _ = x.shape
-    states = tuple(np.zeros((batch, units)) if f"initial_state_{n}" not in inputs
+    x = np.asarray(inputs["x"], np.float64)   # (batch, time, features), or (batch, time, *spatial, channels)
+    batch, steps = x.shape[:2]
+    shape = fam.state_shape(config, x.shape)  # (batch, units), or (batch, *positions, filters): every state's
+    states = tuple(np.zeros(shape) if f"initial_state_{n}" not in inputs
                    else np.asarray(inputs[f"initial_state_{n}"], np.float64) for n in fam.states)
     mask = inputs.get("mask")
     mask = np.ones((batch, steps), bool) if mask is None else np.asarray(mask, bool)
@@ -80,11 +80,11 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     order = range(steps - 1, -1, -1) if backwards else range(steps)
     zero_masked = bool(config.get("zero_output_for_mask", False))
 
-    previous = np.zeros((batch, units))  # the output at a masked step: the last computed output, zeros before any
+    previous = np.zeros(shape)  # the output at a masked step: the last computed output, zeros before any
     outputs, trace = [], {}
     for t in order:
         values, new_states = step(x[:, t], states, w, act, rec_act, config)
-        keep = mask[:, t][:, None]
+        keep = mask[:, t].reshape((batch,) + (1,) * (len(shape) - 1))  # one flag per row, over every other axis
         states = tuple(np.where(keep, new, old) for new, old in zip(new_states, states))
         for n, s in zip(fam.states, states):
             values[n] = s  # the trace records the state after the step: held where masked

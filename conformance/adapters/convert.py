@@ -20,7 +20,9 @@ from ..errors import Unsupported
 from ..families import FAMILIES
 from ..wrappers import MERGES, sub_mapping as _sub
 
-STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
+# The fused ops (nn.LSTM, ONNX LSTM...) step vectors (batch, features): a family whose states have spatial axes
+# (ConvLSTM1D/2D) has no counterpart there, so it is not listed and ``single``/``bidirectional`` refuse it.
+STATES = {layer: fam.states for layer, fam in FAMILIES.items() if fam.state_axes == ("batch", "unit")}
 
 
 def reorder(weight: np.ndarray, blocks: Mapping[str, Sequence[int]], order: Sequence[str]) -> np.ndarray:

@@ -16,12 +16,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
+from ..families import FAMILIES
 from .. import wrappers
 from ..wrappers import split_calls, sub_mapping as _sub
 from . import quiet
 from .requires import require
 
-LAYER_STATES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
+LAYER_STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
 
 

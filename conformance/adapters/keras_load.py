@@ -86,7 +86,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
         symbolic[key] = keras.Input(shape=tuple(shape), batch_size=batch_size, dtype=dtype, name=input_name(key))
         return symbolic[key]
 
-    x = make_input("x", (steps, x_shape[2]))
+    x = make_input("x", (steps, *x_shape[2:]))  # features, or a convolutional family's spatial axes and channels
     mask = make_input("mask", (steps,), "bool") if "mask" in inputs else None
     for key in sorted(k for k in inputs if "initial_state_" in k):
         make_input(key, np.shape(inputs[key])[1:])

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import Unsupported
-from .keras import keras_module, keras_version, backend_name
+from .keras import LAYER_STATES, keras_module, keras_version, backend_name
 from . import quiet
 from .requires import require
 from . import keras_load
@@ -166,7 +166,7 @@ def run(fixture) -> dict[str, np.ndarray]:
 
 def _run(fixture) -> dict[str, np.ndarray]:
     keras_module()
-    if fixture.layer not in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):  # every registered family (ConvLSTM too)
         raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
     if backend_name() != "tensorflow":
         raise Unsupported(f"TFLiteConverter.from_keras_model needs the TensorFlow backend, not {backend_name()!r}")

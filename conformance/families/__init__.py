@@ -3,8 +3,8 @@
 Everything that needs to know what an LSTM, a GRU or a SimpleRNN is asks here: the numpy
 reference (``cell``, ``weights``), comparison labels (``output_axes``), the gallery and
 ``explain`` (``trace``, ``explain``, ``pre_activations``), diagnosis (``gates``), the adapters
-(``states``), the generator (``gate_slices``) and the JSON Schema (``LAYERS``, checked by a
-test). Adding a family is one module here plus catalog entries (docs/EXTENDING.md).
+(``states``), the generator (``gate_slices``, ``config_keys``, ``weight_shapes``, ``state_shape``) and
+the JSON Schema (``LAYERS``, checked by a test). Adding a family is one module here plus catalog entries (docs/EXTENDING.md).
 """
 
 from __future__ import annotations
@@ -36,10 +36,34 @@ class Family:
     recurrent_activation: bool = True   # has a recurrent_activation (SimpleRNN has not)
     output_axes: tuple[str, ...] = ("batch", "timestep", "unit")   # labels of a returned sequence's axes
     state_axes: tuple[str, ...] = ("batch", "unit")                # labels of a final state's axes
+    # (Keras option, Keras's default) of every layer option a fixture writes out, in order (None: no default)
+    config_keys: tuple[tuple[str, object], ...] = ()
+
+    def units(self, config: Mapping) -> int:
+        """The width of one gate block, which is the size of a state's last axis: ``units``."""
+        return int(config["units"])
+
+    def full_config(self, config: Mapping) -> dict:
+        """The layer options with Keras's defaults written out (``config_keys``), in order."""
+        return {key: config.get(key, default) for key, default in self.config_keys}
+
+    def weight_shapes(self, config: Mapping, channels: int) -> dict[str, tuple]:
+        """The shape of each weight, in Keras's order, for inputs with ``channels`` features (last axis)."""
+        units = self.units(config)
+        width = units * len(self.gates)
+        shapes = {"kernel": (channels, width), "recurrent_kernel": (units, width)}
+        if config.get("use_bias", True):
+            shapes["bias"] = (width,)
+        return shapes
+
+    def state_shape(self, config: Mapping, x_shape: tuple) -> tuple:
+        """The shape of each state (and of one step's output) for an input ``x`` of ``x_shape``
+        (batch, time, ..., channels)."""
+        return (int(x_shape[0]), self.units(config))
 
     def weights(self, config: Mapping, weights: Mapping, gates: Mapping) -> dict:
         """Weights as {name: {gate: block}} in float64, a zero bias when use_bias is False."""
-        units = int(config["units"])
+        units = self.units(config)
         sliced = {name: split(np.asarray(weights[name], np.float64), gates[name])
                   for name in ("kernel", "recurrent_kernel")}
         if config.get("use_bias", True):
@@ -70,9 +94,10 @@ class Family:
                                for axis, i in zip(axes, index)) + "]"
 
 
-from . import gru, lstm, simple_rnn  # noqa: E402 - the family modules use Family
+from . import conv_lstm, gru, lstm, simple_rnn  # noqa: E402 - the family modules use Family
 
-FAMILIES: dict[str, Family] = {f.layer: f for f in (lstm.FAMILY, gru.FAMILY, simple_rnn.FAMILY)}
+FAMILIES: dict[str, Family] = {f.layer: f for f in (lstm.FAMILY, gru.FAMILY, simple_rnn.FAMILY,
+                                                    *conv_lstm.FAMILIES)}
 LAYERS = tuple(FAMILIES)
 WRAPPERS = ("Bidirectional", "Stacked")
 # every trace entry of every family, in computation order (gates first, states last)

@@ -41,6 +41,13 @@ class GRUFamily(Family):
         b_in, b_rec = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
         return {"input": split(b_in, gates), "recurrent": split(b_rec, gates)}
 
+    def weight_shapes(self, config, channels: int) -> dict[str, tuple]:
+        """As every family's, with the bias (2, 3u) [input; recurrent] when reset_after (Keras's default)."""
+        shapes = super().weight_shapes(config, channels)
+        if "bias" in shapes and config.get("reset_after", True):
+            shapes["bias"] = (2, *shapes["bias"])
+        return shapes
+
     def explain_lines(self, config) -> list[str]:
         other = "(reset_after=False)" if config.get("reset_after", True) else "(reset_after=True)"
         return [line for line in self.explain if not line.endswith(other)]
@@ -49,6 +56,8 @@ class GRUFamily(Family):
 FAMILY = GRUFamily(
     layer="GRU", gates=("z", "r", "h"), states=("h",), trace=("z", "r", "hh", "h"),
     cell=cell, pre_activations=pre_activations,
+    config_keys=(("units", None), ("activation", "tanh"), ("recurrent_activation", "sigmoid"),
+                 ("use_bias", True), ("reset_after", True)),
     explain=("pre_z = x_t @ kernel[:, z] + b_in[z] + h_prev @ recurrent_kernel[:, z] + b_rec[z]   (same for r)",
              "z, r = recurrent_activation(pre_z), recurrent_activation(pre_r)",
              "pre_hh = x_t @ kernel[:, h] + b_in[h] + r * (h_prev @ recurrent_kernel[:, h] + b_rec[h])"

@@ -23,6 +23,8 @@ def pre_activations(w, config, x, h, step):
 FAMILY = Family(
     layer="LSTM", gates=("i", "f", "c", "o"), states=("h", "c"), trace=("i", "f", "c_tilde", "o", "c", "h"),
     cell=cell, pre_activations=pre_activations,
+    config_keys=(("units", None), ("activation", "tanh"), ("recurrent_activation", "sigmoid"),
+                 ("use_bias", True), ("unit_forget_bias", True)),
     explain=("pre_g = x_t @ kernel[:, g] + h_prev @ recurrent_kernel[:, g] + bias[g]   for each gate g",
              "i, f, o = recurrent_activation(pre_i), recurrent_activation(pre_f), recurrent_activation(pre_o)",
              "c_tilde = activation(pre_c)",

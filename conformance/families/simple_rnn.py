@@ -18,5 +18,6 @@ def pre_activations(w, config, x, h, step):
 FAMILY = Family(
     layer="SimpleRNN", gates=("h",), states=("h",), trace=("h",), cell=cell, pre_activations=pre_activations,
     recurrent_activation=False,
+    config_keys=(("units", None), ("activation", "tanh"), ("use_bias", True)),
     explain=("pre_h = x_t @ kernel + h_prev @ recurrent_kernel + bias", "h = activation(pre_h)"),
 )

@@ -22,6 +22,7 @@ from conftest import REPO
 
 BUILT_IN = ("numpy-reference", "keras", "keras-load", "tflite", "torch", "onnxruntime")
 ONE_PER_FAMILY = ("lstm-basic", "gru-reset-after-basic", "gru-reset-before-basic", "simple-rnn-basic",
+                  "conv-lstm1d-basic", "conv-lstm2d-basic",
                   "bidirectional-lstm-concat-sequences", "stacked-lstm-gru", "stateful-lstm-three-calls")
 
 
