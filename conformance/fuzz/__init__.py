@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="K",
                         help="Hypothesis seed (default 0): the same seed and budget try the same examples")
     parser.add_argument("--layer", action="append", default=[], metavar="LAYER",
-                        help="only this fixture layer: LSTM, GRU, SimpleRNN, Bidirectional, Stacked (repeatable)")
+                        help="only this fixture layer: LSTM, GRU, SimpleRNN, Bidirectional, Stacked, ConvLSTM1D, "
+                             "ConvLSTM2D (repeatable)")
     parser.add_argument("--tag", action="append", default=[], metavar="TAG",
                         help="only configurations with this gallery tag, e.g. mask, go_backwards, stateful "
                              "(repeatable: all must hold)")

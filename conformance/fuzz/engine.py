@@ -118,7 +118,8 @@ def choose_oracle(requested: str = "auto") -> Oracle:
 # -- one example: a catalog entry made into a fixture ----------------------------------------------
 
 def _slug(layer: str) -> str:
-    return {"SimpleRNN": "simple-rnn"}.get(layer, layer.lower())
+    slugs = {"SimpleRNN": "simple-rnn", "ConvLSTM1D": "conv-lstm1d", "ConvLSTM2D": "conv-lstm2d"}  # as the gallery
+    return slugs.get(layer, layer.lower())
 
 
 def complete(entry: dict, oracle: Oracle) -> dict:
@@ -300,7 +301,8 @@ def check_space(layers: Sequence[str] = (), tags: Sequence[str] = ()) -> tuple[t
         raise FuzzUsageError(f"--tag {unknown[0]!r}: the fuzzer draws these tags: {', '.join(space.TAGS)}")
     if not space.layers_for(layers, tags):
         raise FuzzUsageError(f"no layer among {', '.join(layers)} can carry every tag of {', '.join(tags)} "
-                             "(e.g. Keras refuses go_backwards under Bidirectional; stateful is single layers only)")
+                             "(e.g. Keras refuses go_backwards under Bidirectional; stateful is single layers only; "
+                             "a ConvLSTM layer is drawn alone, and with strides or dilation, one padding)")
     return layers, tuple(dict.fromkeys(tags))
 
 

@@ -11,6 +11,16 @@ still fails.
 Only what Keras accepts is drawn: no ``go_backwards`` under Bidirectional (Keras 3 refuses it), no
 initial state on a stateful layer, every non-final layer of a stack returns sequences. relu and linear
 get small weights and inputs (as in the gallery), where float32 and float64 stay within tolerance.
+
+ConvLSTM1D and ConvLSTM2D (as ``catalog/conv_lstm.yaml``: ``spatial`` rows, or rows and columns, and
+``features`` the channels) are drawn on their own, as the gallery has them: filters, kernel_size 1 to 3 per
+axis, padding valid or same, strides 1 or 2 *or* dilation_rate 1 or 2 (Keras refuses strides > 1 together
+with dilation_rate > 1), a spatial size at least the kernel's span (so "valid" leaves a position), channels
+last (TensorFlow's CPU convolution has nothing else), no bias, go_backwards, return_sequences/return_state,
+initial states, masks and the scales. Not drawn for them: Bidirectional or Stacked around them, stateful,
+relu/linear, hard_sigmoid, dropout and zero_output_for_mask (no gallery fixture has them). Their own choices
+are drawn after every other one, so the other choices keep their meaning (a seed draws other examples than
+before ConvLSTM was added all the same: the layer is chosen among two more).
 """
 
 from __future__ import annotations
@@ -18,19 +28,27 @@ from __future__ import annotations
 from hypothesis import assume, strategies as st
 
 SINGLE = ("LSTM", "GRU", "SimpleRNN")
-LAYERS = (*SINGLE, "Bidirectional", "Stacked")
+CONV = ("ConvLSTM1D", "ConvLSTM2D")
+LAYERS = (*SINGLE, "Bidirectional", "Stacked", *CONV)
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 MASK_ROWS = ("kept", "trailing", "leading", "scattered", "masked")
 MAX = {"units": 8, "features": 5, "timesteps": 12, "batch": 4, "calls": 4, "stacked": 3}
+CONV_MAX = {"filters": 4, "timesteps": 6, "kernel": 3, "extra": 3}  # extra: spatial size past the kernel's span
 
 # Tags a fixture can carry, as in the gallery. --tag TAG restricts the search to entries with TAG: the
 # option behind it is always drawn on, and the layers that cannot carry it are left out.
 TAG_LAYERS = {
-    "stateful": SINGLE, "stateful-reset": SINGLE, "go_backwards": SINGLE,
-    "return_state": (*SINGLE, "Bidirectional"),
+    "stateful": SINGLE, "stateful-reset": SINGLE, "go_backwards": (*SINGLE, *CONV),
+    "return_state": (*SINGLE, "Bidirectional", *CONV),
     "bidirectional": ("Bidirectional",), "stacked": ("Stacked",),
     **{f"merge-{mode or 'none'}": ("Bidirectional",) for mode in MERGE_MODES},
+    **{tag: CONV for tag in ("conv_lstm", "padding-valid", "padding-same", "strides", "dilation", "even-kernel")},
 }
+# What a ConvLSTM layer can carry (the rest is the recurrent layers' alone); two pairs exclude each other.
+CONV_TAGS = {"fuzz", "return_sequences", "return_state", "go_backwards", "no_bias", "initial_state", "mask",
+             "mask-leading", "mask-trailing", "mask-middle", "mask-full-row", "saturation", "bias",
+             "conv_lstm", "padding-valid", "padding-same", "strides", "dilation", "even-kernel"}
+EXCLUSIVE = ({"padding-valid", "padding-same"}, {"strides", "dilation"})
 KIND_TAGS = {"hard_sigmoid": ("LSTM", "GRU"), "keras-version": ("LSTM", "GRU"),
              "reset_after": ("GRU",), "reset_before": ("GRU",)}
 TAGS = sorted({"fuzz", "return_sequences", "return_state", "go_backwards", "no_bias", "initial_state", "mask",
@@ -48,8 +66,11 @@ def kinds_for(tags) -> tuple[str, ...]:
 
 def layers_for(layers, tags) -> tuple[str, ...]:
     """The fixture layers to draw from: those asked for that can carry every tag asked for."""
-    kinds = kinds_for(tags)
-    chosen = [layer for layer in layers if all(layer in TAG_LAYERS.get(tag, LAYERS) for tag in tags)]
+    kinds, tags = kinds_for(tags), set(tags)
+    if any(pair <= tags for pair in EXCLUSIVE):
+        return ()
+    chosen = [layer for layer in layers if all(layer in TAG_LAYERS.get(tag, LAYERS) for tag in tags)
+              and (layer not in CONV or tags <= CONV_TAGS)]
     return tuple(layer for layer in chosen if layer not in SINGLE or layer in kinds) if kinds else ()
 
 
@@ -108,6 +129,15 @@ def tags_of(entry: dict) -> list[str]:
         tags.add("saturation")
     if entry.get("bias_scale", 0.5) >= 2:
         tags.add("bias")
+    if layer in CONV:
+        config = entry["config"]
+        tags |= {"conv_lstm", f"padding-{config.get('padding', 'valid')}"}
+        if max(config.get("strides", [1])) > 1:
+            tags.add("strides")
+        if max(config.get("dilation_rate", [1])) > 1:
+            tags.add("dilation")
+        if any(k % 2 == 0 for k in config["kernel_size"]):
+            tags.add("even-kernel")
     return sorted(tags)
 
 
@@ -125,6 +155,10 @@ def describe(entry: dict) -> str:
         head = call(entry["layer"], entry["config"])
     n = lambda count, word: f"{count} {word}{'' if count == 1 else 's'}"  # noqa: E731
     parts = [f"batch {entry['batch']}", n(entry["timesteps"], "step"), n(entry["features"], "feature")]
+    if "spatial" in entry:
+        spatial = entry["spatial"]
+        parts[-1:] = [n(spatial[0], "row") if len(spatial) == 1 else "x".join(map(str, spatial)) + " frames",
+                      n(entry["features"], "channel")]
     if "calls" in entry:
         calls = entry["calls"]
         parts.append(f"stateful calls of {calls['steps']} steps" +
@@ -163,7 +197,7 @@ def entries(draw, layers=LAYERS, tags=frozenset()):
     steps = draw(st.integers(2 if stateful else 1, MAX["timesteps"]))  # stateful: two calls at least
     entry = {"layer": layer, "batch": draw(st.integers(1, MAX["batch"])), "timesteps": steps,
              "features": draw(st.integers(1, MAX["features"]))}
-    other_activation = "saturation" not in tags and flag("activation")  # relu or linear, for every layer
+    other_activation = "saturation" not in tags and flag("activation") and layer not in CONV  # relu or linear
     dropout = rare("dropout")
 
     def choices() -> dict:
@@ -206,6 +240,13 @@ def entries(draw, layers=LAYERS, tags=frozenset()):
         stack = [inner, *kinds_below][:depth]
         entry["layers"] = [{"layer": kind, "config": layer_config(kind, drawn[k], last=k == depth - 1, backwards=False)}
                            for k, kind in enumerate(stack)]
+    elif layer in CONV:
+        entry["config"] = {"filters": min(drawn[0]["units"], CONV_MAX["filters"])}  # the rest at the end
+        if drawn[0]["no_bias"]:
+            entry["config"]["use_bias"] = False
+        entry["config"].update({key: True for key in ("return_sequences", "return_state", "go_backwards")
+                                if drawn[0][key]})
+        entry["timesteps"] = steps = min(steps, CONV_MAX["timesteps"])
     else:
         entry["config"] = layer_config(layer, drawn[0])
     configs = [c for _, c in _parts(entry)]
@@ -240,11 +281,43 @@ def entries(draw, layers=LAYERS, tags=frozenset()):
     if flag("bias") and any(c.get("use_bias", True) for c in configs):
         entry["bias_scale"] = 2.0
     entry["seed"] = draw(st.integers(0, 2**32 - 1))
+    conv = _conv_choices(draw, tags)                    # drawn last, whatever the layer: the others' draws stay
+    if layer in CONV:
+        rank = int(layer[-2])
+        config = entry["config"]
+        options = {"kernel_size": conv["kernel"][:rank]}
+        if conv["strides"][:rank] != [1] * rank:
+            options["strides"] = conv["strides"][:rank]
+        if conv["padding"] == "same":
+            options["padding"] = "same"
+        if conv["dilation"][:rank] != [1] * rank:
+            options["dilation_rate"] = conv["dilation"][:rank]
+        entry["config"] = {"filters": config.pop("filters"), **options, **config}
+        entry["spatial"] = [(k - 1) * d + 1 + e  # the kernel's span and more: "valid" leaves a position
+                            for k, d, e in zip(conv["kernel"], conv["dilation"], conv["extra"][:rank])]
     for key, default in (("weight_scale", 0.5), ("input_scale", 1.0)):  # the catalog's defaults stay implicit
         if entry.get(key) == default:
             del entry[key]
     assume(tags <= set(tags_of(entry)))  # the mask kinds, which a flag cannot force
     return entry
+
+
+def _conv_choices(draw, tags) -> dict:
+    """A ConvLSTM layer's own choices, for two axes (ConvLSTM1D reads the first): kernel sizes, strides or
+    dilation (Keras refuses both above 1), padding, and the spatial size past the kernel's span."""
+    kernel = [draw(st.integers(1, CONV_MAX["kernel"])) for _ in range(2)]
+    steps = [draw(st.integers(1, 2)) for _ in range(2)]
+    dilate = "dilation" in tags or ("strides" not in tags and draw(st.booleans()))
+    padding = ("same" if "padding-same" in tags else "valid" if "padding-valid" in tags
+               else draw(st.sampled_from(("valid", "same"))))
+    extra = [draw(st.integers(0, CONV_MAX["extra"])) for _ in range(2)]
+    if ("strides" in tags or "dilation" in tags) and steps[0] == 1:
+        steps[0] = 2
+    if "even-kernel" in tags and kernel[0] % 2:
+        kernel[0] = 2
+    ones = [1, 1]
+    return {"kernel": kernel, "strides": ones if dilate else steps, "dilation": steps if dilate else ones,
+            "padding": padding, "extra": extra}
 
 
 def _mask_row(draw, steps: int) -> list[int]:

@@ -52,20 +52,18 @@ def recording(seen: list):
 
 # -- the meta test: every mistake of the catalogue ---------------------------------------------------
 
-# The fuzzer draws the layers of ``space.LAYERS``; a mistake whose tagged gallery fixture is of another layer
-# (ConvLSTM1D, ConvLSTM2D: the fuzzer does not draw convolutional families) is the gallery's alone.
+# The fuzzer draws the layers of ``space.LAYERS``: the layer of every mistake's tagged gallery fixture.
 TAGGED_LAYER = {f.id: f.layer for f in list_fixtures().fixtures}
-FUZZED = [m for m in CATALOGUE if TAGGED_LAYER.get(m.fixture) in space.LAYERS]
 
 
-def test_only_convolutional_mistakes_are_beyond_the_fuzzer():
-    beyond = {m.key: TAGGED_LAYER.get(m.fixture) for m in CATALOGUE if m not in FUZZED}
-    assert set(beyond.values()) <= {"ConvLSTM1D", "ConvLSTM2D"}, beyond
-    assert len(FUZZED) >= 44
+def test_the_fuzzer_draws_the_layer_of_every_catalogued_mistake():
+    beyond = {m.key: TAGGED_LAYER.get(m.fixture) for m in CATALOGUE if TAGGED_LAYER.get(m.fixture) not in space.LAYERS}
+    assert not beyond, beyond
+    assert {"ConvLSTM1D", "ConvLSTM2D"} <= set(TAGGED_LAYER.values()) and len(CATALOGUE) >= 49
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mistake", FUZZED, ids=[m.key for m in FUZZED])
+@pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.key for m in CATALOGUE])
 def test_fuzzer_finds_every_catalogued_mistake(mistake, tmp_path):
     impl = mistaken.implementation(mistake)
     result = engine.search(impl, REFERENCE, seed=0, budget=engine.DEFAULT_BUDGET, out=tmp_path, database=False)
@@ -247,6 +245,8 @@ def test_cli_report_fixture_and_the_ordinary_suite(tmp_path, capsys):
     (("--impl", "numpy-reference", "--layer", "LSTMX"), "--layer 'LSTMX'"),
     (("--impl", "numpy-reference", "--tag", "nope"), "--tag 'nope': the fuzzer draws these tags"),
     (("--impl", "numpy-reference", "--layer", "Bidirectional", "--tag", "go_backwards"), "can carry every tag"),
+    (("--impl", "numpy-reference", "--tag", "strides", "--tag", "dilation"), "can carry every tag"),
+    (("--impl", "numpy-reference", "--layer", "ConvLSTM1D", "--tag", "stateful"), "can carry every tag"),
     (("--impl", "no-such-port"), "no implementation named 'no-such-port'"),
 ])
 def test_cli_usage_errors_exit_2(argv, expected, capsys, monkeypatch):
@@ -268,7 +268,42 @@ def test_tags_and_layers_restrict_the_search():
     engine.search(Implementation("keep", "tests:keep", _loader=lambda: keep), REFERENCE, budget=30,
                   tags=["mask-full-row", "go_backwards"], out=None, database=False)
     assert examples and all({"mask-full-row", "go_backwards", "fuzz"} <= set(f.tags) for f in examples)
-    assert all(f.layer in space.SINGLE and not f.inputs["mask"].all() for f in examples)
+    assert all(f.layer in (*space.SINGLE, *space.CONV) and not f.inputs["mask"].all() for f in examples)
+
+
+def test_convolutional_layers_are_drawn_as_keras_accepts_them():
+    """ConvLSTM1D/2D alone (no wrapper, not stateful), channels_last, strides or dilation but not both above 1,
+    every output position non-empty, and every option the gallery gives them drawn somewhere."""
+    examples = []
+
+    def keep(fixture):
+        examples.append(fixture)
+        return reference.run(fixture)
+    result = engine.search(Implementation("keep", "tests:keep", _loader=lambda: keep), REFERENCE, budget=150,
+                           layers=list(space.CONV), out=None, database=False)
+    assert result.finding is None and len(examples) == 150
+    seen = set()
+    for f in examples:
+        config, rank = f.config, int(f.layer[-2])
+        assert f.layer in space.CONV and "stateful" not in config and config["data_format"] == "channels_last"
+        assert not (max(config["strides"]) > 1 and max(config["dilation_rate"]) > 1), config
+        x = f.inputs["x"]
+        assert x.ndim == 3 + rank and f.arrays["kernel"].shape[:rank] == tuple(config["kernel_size"])
+        assert all(n > 0 for n in f.arrays["output"].shape), (f.id, config, x.shape)
+        seen |= set(f.tags) | {f.layer, *(k for k in ("mask", "initial_state_h") if k in f.inputs)}
+    assert {"ConvLSTM1D", "ConvLSTM2D", "padding-valid", "padding-same", "strides", "dilation", "even-kernel",
+            "go_backwards", "return_sequences", "return_state", "mask", "initial_state_h"} <= seen, seen
+
+
+def test_cli_fuzzes_one_convolutional_layer(tmp_path, capsys):
+    spec = "conformance.fuzz.mistaken:conv_lstm_kernel_oihw"
+    code = fuzz.main(cli_args("--impl", spec, "--layer", "ConvLSTM2D", "--oracle", "reference", "--budget", "50",
+                              "--out", str(tmp_path), "--no-database"))
+    report = capsys.readouterr().out
+    assert code == 1, report
+    assert "layers ConvLSTM2D;" in report and "COUNTEREXAMPLE" in report and "  ConvLSTM2D(filters=" in report
+    assert "[mistake conv-lstm-kernel-oihw]" in report and f"fixture written: {tmp_path}/fuzz-conv-lstm2d-" in report
+    assert "--layer ConvLSTM2D" in report.splitlines()[-1]
 
 
 def test_the_budget_counts_only_examples_the_implementation_supports():
@@ -362,6 +397,15 @@ def test_keras_oracle_accepts_every_drawn_configuration_and_agrees_with_the_refe
     oracle = engine.choose_oracle("keras")
     assert oracle.is_keras and dict(oracle.provenance)["backend"] == "tensorflow"
     result = engine.search(engine.REFERENCE_IMPL, oracle, seed=11, budget=60, out=tmp_path, database=False)
+    assert result.finding is None, result.text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_KERAS, reason="needs TensorFlow and Keras")
+def test_keras_oracle_accepts_every_drawn_convolutional_configuration(tmp_path):
+    oracle = engine.choose_oracle("keras")
+    result = engine.search(engine.REFERENCE_IMPL, oracle, seed=11, budget=40, layers=list(space.CONV), out=tmp_path,
+                           database=False)
     assert result.finding is None, result.text()
 
 
