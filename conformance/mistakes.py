@@ -162,26 +162,22 @@ def _override(needs: Callable[[Problem], bool], **pieces):
 
 # -- the mistaken pieces: cells, layer configs and inputs, results, merges ---------------------------
 
-def _lstm_without_cell_tanh(fam):
-    """h = o * c: the activation on the cell state left out."""
-    def cell(x, states, w, act, rec_act, config):
-        values, new = fam.cell(x, states, w, act, rec_act, config)
-        if fam.layer != "LSTM":
-            return values, new
-        values["h"] = values["o"] * values["c"]
-        return values, (values["h"], new[1])
-    return cell
+def _h_computed(layer: str, new_h: Callable):
+    """A cell override: ``layer``'s new h is ``new_h(trace values, previous states)``; other families as Keras."""
+    def override(fam):
+        if fam.layer != layer:
+            return fam.cell
+
+        def cell(x, states, w, act, rec_act, config):
+            values, new = fam.cell(x, states, w, act, rec_act, config)
+            values["h"] = new_h(values, states)
+            return values, (values["h"], *new[1:])
+        return cell
+    return override
 
 
-def _gru_interpolation_swapped(fam):
-    """h = (1-z) * h_prev + z * hh."""
-    def cell(x, states, w, act, rec_act, config):
-        values, new = fam.cell(x, states, w, act, rec_act, config)
-        if fam.layer != "GRU":
-            return values, new
-        values["h"] = (1 - values["z"]) * states[0] + values["z"] * values["hh"]
-        return values, (values["h"],)
-    return cell
+_lstm_without_cell_tanh = _h_computed("LSTM", lambda v, states: v["o"] * v["c"])   # h = o * c
+_gru_interpolation_swapped = _h_computed("GRU", lambda v, states: (1 - v["z"]) * states[0] + v["z"] * v["hh"])
 
 
 def _config(change: dict):
