@@ -265,7 +265,7 @@ class Results:
         s = self.session
         return {"lstm_conformance": __version__, "fixtures_dir": str(s.root), "fixture_set": s.set_digest,
                 "implementations": self.implementations(), "env": shown_env(),
-                "cases": self.sorted_records(),
+                "cases": [{k: v for k, v in r.items() if k != "impl_info"} for r in self.sorted_records()],
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
     def write_json(self, path: str | os.PathLike) -> Path:
