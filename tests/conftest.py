@@ -17,6 +17,11 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# Hypothesis keeps files (its constants cache) under ./.hypothesis unless told otherwise: the project's
+# own tests keep them in the user's cache folder instead, never in the working tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-conformance" / "hypothesis-tests"))
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = REPO / "examples" / "numpy-lstm-port"
 TIMINGS: dict[str, float] = {}   # label -> seconds, printed in the terminal summary
