@@ -117,8 +117,7 @@ def supports(fixture) -> str | None:
     unknown = sorted(wrapped_layers(fixture.layer, fixture.config) - set(LAYERS))
     if unknown:
         return f"layer {', '.join(unknown)} is not implemented by the numpy reference"
-    definitions = [d for d in _definitions(fixture.activations)]
-    missing = sorted({d.get("name") for d in definitions} - set(ACTIVATIONS))
+    missing = sorted({d.get("name") for d in _definitions(fixture.activations)} - set(ACTIVATIONS))
     return f"activation {', '.join(map(repr, missing))} is not implemented by the numpy reference" if missing else None
 
 

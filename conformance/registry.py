@@ -114,13 +114,18 @@ def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
     raise UnknownImplementation(_unknown_message(spec, known))
 
 
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``names``, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown_message(spec: str, known: Iterable[str]) -> str:
     """Names what is registered and, when one is close, the name that was probably meant."""
     known = list(known)
-    close = difflib.get_close_matches(spec, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (f"no implementation named {spec!r} is registered under {ENTRY_POINT_GROUP!r}{hint} "
-            f"(registered: {', '.join(known) or 'none'}; or give module:attr or cmd:COMMAND)")
+    hint = did_you_mean(spec, known)
+    return (f"no implementation named {spec!r} is registered under {ENTRY_POINT_GROUP!r}{hint}; "
+            f"registered: {', '.join(known) or 'none'}; or give module:attr or cmd:COMMAND")
 
 
 def select(specs: Iterable[str] = ()) -> list[Implementation]:

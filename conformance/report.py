@@ -20,8 +20,12 @@ from typing import Sequence
 
 from packaging.version import InvalidVersion, Version
 
+from .verdict import Status
+
 SUMMARY = "summary.json"
-LABELS = {"passed": "pass", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip", "error": "ERROR"}
+LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail", Status.SKIPPED: "skip",
+          Status.ERROR: "ERROR"}
+NOTED = (Status.FAILED, Status.XFAILED, Status.SKIPPED, Status.ERROR)  # statuses whose message is a footnote
 _LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
 _RUNNING = re.compile(r", running [^,]*$")
 
@@ -32,14 +36,14 @@ class ReportError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    status: str                  # passed | failed | xfailed | skipped | error | missing
+    status: str                  # a Status value, or "missing" (no such case in that env)
     max_abs_error: float | None = None
     message: str = ""
 
     @property
     def note(self) -> str | None:
         """The text worth a footnote: ledger reason, skip reason, failure or error message."""
-        return self.message if self.status in ("failed", "xfailed", "skipped", "error") and self.message else None
+        return self.message if self.status in NOTED and self.message else None
 
 
 @dataclasses.dataclass

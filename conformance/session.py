@@ -9,7 +9,6 @@ they arrive from the workers) and writes the one summary table and the one JSON 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import json
 import os
@@ -36,11 +35,6 @@ def _unknown_patterns(patterns: Iterable[str], names: list[str]) -> list[str]:
     return [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
 
 
-def _did_you_mean(pattern: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(pattern, names, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 @dataclasses.dataclass
 class Session:
     root: Path
@@ -51,6 +45,7 @@ class Session:
     timeout: float
     ledger: list[ledger.Entry]
     ledger_path: str | None
+    _infos: dict = dataclasses.field(default_factory=dict, repr=False)  # impl name -> info(), asked once
 
     @classmethod
     def open(cls, impl: Iterable[str] = (), fixtures_dir: str | None = None, fixture_id: Iterable[str] = (),
@@ -94,6 +89,11 @@ class Session:
         lines.append(f"  per-fixture timeout {self.timeout:g} s")
         return lines
 
+    def _info(self, impl: registry.Implementation) -> dict:
+        if impl.name not in self._infos:
+            self._infos[impl.name] = _plain(impl.info())
+        return self._infos[impl.name]
+
     def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
         verdict = judge(case, self.timeout, diagnose or mistakes.diagnose)
@@ -114,7 +114,7 @@ class Session:
             "backend": None if backend is None else str(backend),
             "ledger_entry": entry.index if entry is not None else None,
             "impl_notes": _impl_notes(case),
-            "impl_info": _plain(case.impl.info()),
+            "impl_info": self._info(case.impl),
         }
         return verdict, record
 
@@ -144,7 +144,7 @@ def _choose(listing, patterns: list[str], tags: list[str]) -> tuple[list[Fixture
     missing = _unknown_patterns(patterns, names)
     if missing:
         raise UsageError("; ".join(f"--fixture-id {p!r} matches no fixture in {listing.root}"
-                                   + _did_you_mean(p, names) for p in missing))
+                                   + registry.did_you_mean(p, names) for p in missing))
     chosen = select(listing.fixtures, patterns, tags)
     errors = [e for name, e in broken.items() if not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)]
     if tags:

@@ -95,8 +95,9 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
                                 f"{backend!r}): {type(exc).__name__}: {exc}")
     if reason:
         return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}")
+    private = fixture.isolated()  # supports() and run() see one private copy: nothing leaks to the next case
     try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
-        unsupported = run.supports(fixture) if callable(getattr(run, "supports", None)) else None
+        unsupported = run.supports(private) if callable(getattr(run, "supports", None)) else None
     except Exception as exc:  # noqa: BLE001 - a broken supports() is the plug-in's failure, in its own case
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s supports() raised "
                                      f"{type(exc).__name__}: {exc}")
@@ -104,7 +105,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.SKIPPED, f"{impl.name}: {unsupported}")
     version = getattr(run, "version", None) or impl.version
     try:
-        result = call_with_timeout(run, fixture.isolated(), timeout)
+        result = call_with_timeout(run, private, timeout)
     except Unsupported as exc:
         return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault

@@ -19,8 +19,9 @@ pytest_plugins = ["pytester"]
 
 # Hypothesis keeps files (its constants cache) under ./.hypothesis unless told otherwise: the project's
 # own tests keep them in the user's cache folder instead, never in the working tree.
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-conformance" / "hypothesis-tests"))
+from conformance.fuzz.engine import cache_dir  # noqa: E402
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(cache_dir().with_name("hypothesis-tests")))
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = REPO / "examples" / "numpy-lstm-port"

@@ -41,9 +41,9 @@ def _positive(kind):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``lstm-conformance fuzz``; ``main(args)`` runs it."""
-    parser.add_argument("--impl", action="append", default=[], metavar="NAME",
-                        help="implementation to fuzz: a registered name, module:attr or cmd:COMMAND "
-                             "(repeatable; default $LSTM_CONFORMANCE_IMPL)")
+    from ..options import OPTIONS, dest
+    suite_options = dict(OPTIONS)  # the suite's own --impl and --impl-timeout: one vocabulary
+    parser.add_argument("--impl", dest="impl", **suite_options["--impl"])
     limit = parser.add_mutually_exclusive_group()
     limit.add_argument("--budget", type=_positive(int), default=None, metavar="N",
                        help=f"examples to try (default {DEFAULT_BUDGET})")
@@ -65,8 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-database", action="store_true",
                         help="do not replay or record counterexamples in Hypothesis's database "
                              "($XDG_CACHE_HOME or ~/.cache, under lstm-conformance/hypothesis)")
-    parser.add_argument("--impl-timeout", type=_positive(float), default=None, metavar="SECONDS",
-                        help="per-example timeout for run() (default $LSTM_CONFORMANCE_TIMEOUT or 60)")
+    parser.add_argument("--impl-timeout", dest=dest("--impl-timeout"), **suite_options["--impl-timeout"])
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ from conformance import registry
 from conformance.mistakes import diagnose
 from conformance.suite import Case, judge
 
-from conftest import REPO
 
 BUILT_IN = ("numpy-reference", "keras", "keras-load", "tflite", "torch", "onnxruntime")
 ONE_PER_FAMILY = ("lstm-basic", "gru-reset-after-basic", "gru-reset-before-basic", "simple-rnn-basic",
@@ -93,4 +92,3 @@ def test_the_contract_fixtures_cover_every_family(gallery):
     fixtures = _family_fixtures(gallery)
     assert {f.layer for f in fixtures} >= {*LAYERS, *WRAPPERS}
     assert any(f.meta.get("calls") for f in fixtures)
-    assert (REPO / "fixtures").is_dir()

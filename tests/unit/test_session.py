@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from conformance import cli, session
+from conformance import ledger as shipped_ledger
 from conformance.options import OPTIONS, dest
 from conformance.session import Results, Session, UsageError, short_name
 
@@ -143,9 +144,10 @@ def test_cli_run_and_pytest_give_the_same_json_with_the_ledger_applied(tmp_path,
     (tmp_path / "scaled_impl.py").write_text(SCALED)
     monkeypatch.syspath_prepend(str(tmp_path))
     ledger = tmp_path / "ledger.yaml"
+    link = shipped_ledger.load()[0].link  # a well-formed link the ledger rules accept; this entry is made up
     ledger.write_text("format_version: 1\nentries:\n"
                       '  - {"fixture": "lstm-basic", "impl": "scaled_impl:scaled", "kind": "mismatch", '
-                      '"reason": "deliberately scaled.", "link": "https://example.org/scaled"}\n')
+                      f'"reason": "deliberately scaled.", "link": "{link}"}}\n')
     args = ["--impl", "scaled_impl:scaled", "--fixture-id", "lstm-basic", "--fixture-id", "gru-reset-after-basic",
             "--ledger", str(ledger)]
     code = cli.main(["run", *args, "--conformance-json", str(tmp_path / "cli.json")])
