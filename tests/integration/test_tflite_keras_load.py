@@ -26,7 +26,7 @@ from conformance.fixtures import load_fixture, read_meta  # noqa: E402
 from conformance.mistakes import diagnose  # noqa: E402
 from conformance.suite import Case, judge  # noqa: E402
 
-from conftest import REPO, clean_env  # noqa: E402
+from conftest import clean_env  # noqa: E402
 
 # A recurrent loop in the converted model: Keras 3 layers become WHILE, tf.keras 2 may give fused ops.
 LOOP_OPS = {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_LSTM",

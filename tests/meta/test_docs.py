@@ -1,7 +1,6 @@
 """README.md and SPEC.md quote citations and a worked digest: they must stay true of the gallery."""
 
 import re
-from pathlib import Path
 
 import pytest
 

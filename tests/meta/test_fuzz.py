@@ -167,6 +167,7 @@ def test_a_seed_draws_the_same_examples_whatever_local_code_is_loaded(tmp_path, 
     """Hypothesis draws constants from local modules' source now and then; the fuzzer turns that off, so
     a seed means the same examples in any checkout (and nothing is cached in the working directory)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)  # conftest's redirect would hide a write here
     before: list = []
     engine.search(recording(before), REFERENCE, seed=3, budget=200, out=None, database=False)
     rng = np.random.default_rng(1)
