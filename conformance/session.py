@@ -45,7 +45,6 @@ class Session:
     timeout: float
     ledger: list[ledger.Entry]
     ledger_path: str | None
-    _infos: dict = dataclasses.field(default_factory=dict, repr=False)  # impl name -> info(), asked once
 
     @classmethod
     def open(cls, impl: Iterable[str] = (), fixtures_dir: str | None = None, fixture_id: Iterable[str] = (),
@@ -89,11 +88,6 @@ class Session:
         lines.append(f"  per-fixture timeout {self.timeout:g} s")
         return lines
 
-    def _info(self, impl: registry.Implementation) -> dict:
-        if impl.name not in self._infos:
-            self._infos[impl.name] = _plain(impl.info())
-        return self._infos[impl.name]
-
     def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
         verdict = judge(case, self.timeout, diagnose or mistakes.diagnose)
@@ -114,7 +108,7 @@ class Session:
             "backend": None if backend is None else str(backend),
             "ledger_entry": entry.index if entry is not None else None,
             "impl_notes": _impl_notes(case),
-            "impl_info": self._info(case.impl),
+            "impl_info": _plain(case.impl.info()),  # asked after every case: info may grow (tflite's op union)
         }
         return verdict, record
 
