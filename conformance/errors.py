@@ -31,3 +31,12 @@ class EngineError(ImplementationError):
 
 class UnknownImplementation(ValueError):
     """An ``--impl`` name that is not registered, not ``module:attr`` and not ``cmd:``: a usage error."""
+
+
+class ConversionError(Exception):
+    """Raised by a port's adapter when the tool itself failed: the converter raised or refused the model,
+    or its runtime would not load what the converter wrote.
+
+    Reported with its own status (``crashed``), apart from a numeric mismatch: the tool never produced
+    numbers to compare. The message should name the tool, its version and the tool's own error.
+    """

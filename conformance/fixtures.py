@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from types import MappingProxyType
@@ -88,6 +90,7 @@ class Fixture:
         self.path = Path(path)
         self.meta = meta
         self._arrays: Mapping[str, np.ndarray] | None = None
+        self._scratch: list[Path] = []
 
     @classmethod
     def from_memory(cls, meta: Mapping, arrays: Mapping[str, np.ndarray], path: Path | None = None) -> "Fixture":
@@ -205,6 +208,28 @@ class Fixture:
             raise FixtureError(where, f"fixture {self.id!r}: model file {name} does not match its sha256 "
                                       "(changed after generation)")
         return entry, data
+
+    def model_path(self) -> Path | None:
+        """A private scratch copy of the (sha256-checked) model file, in a temporary folder of its own.
+
+        Converters read and sometimes write beside their input (unpacked archives, IR files); they
+        get this copy, never the gallery's file. The folder is removed by ``release()``, which the
+        suite calls after each case. None if the fixture lists no model file.
+        """
+        found = self.model_file()
+        if found is None:
+            return None
+        entry, data = found
+        folder = Path(tempfile.mkdtemp(prefix=f"lstm-conformance-{self.id[:40]}-"))
+        self._scratch.append(folder)
+        path = folder / entry["name"]
+        path.write_bytes(data)
+        return path
+
+    def release(self) -> None:
+        """Remove the scratch folders ``model_path`` made for this copy."""
+        while self._scratch:
+            shutil.rmtree(self._scratch.pop(), ignore_errors=True)
 
     def verify_files(self) -> list[str]:
         """Check every file fixture.yaml lists: each array in ``arrays.npz`` and the model file, if any.

@@ -63,7 +63,7 @@ PORTABLE_INITIALIZERS = {"kernel_initializer": "zeros", "recurrent_initializer":
 
 def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray],
                    inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None, stateful: bool = False,
-                   twin: bool = True):
+                   twin: bool = True, open_time: bool = False):
     """A functional Keras model: the fixture's inputs in, the contract's outputs out.
 
     Returns ``(model, input_keys, output_keys)`` with the keys in the model's own
@@ -71,7 +71,8 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     not return its states, a twin layer (same config with ``return_state=True``, same
     weights) in the same model supplies the final states (``twin=False``: no twin, so the
     states are outputs only where the config returns them). ``stateful``: time axis
-    left open and the layers built stateful, so chunks can be fed one call at a time.
+    left open and the layers built stateful, so chunks can be fed one call at a time;
+    ``open_time``: time axis left open, layers stateless (a converted port's stateful calls).
     """
     keras = keras_module()
     if layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
@@ -79,7 +80,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     if stateful and layer not in LAYER_STATES:
         raise Unsupported(f"stateful {layer} fixtures have no model")
     x_shape = np.shape(inputs["x"])
-    steps = None if stateful else x_shape[1]
+    steps = None if stateful or open_time else x_shape[1]
     symbolic: dict = {}
 
     def make_input(key, shape, dtype="float32"):

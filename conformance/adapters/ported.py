@@ -1,0 +1,136 @@
+"""What every converted-graph port shares: the Keras model it converts, and stateful calls carried by hand.
+
+A converter (tf2onnx, OpenVINO, keras2c...) turns a Keras model into a stateless graph. The
+model is the fixture's own model file (a private scratch copy, ``Fixture.model_path``) where
+it can be: it is what a user ships. A stateful fixture's model file holds stateful layers,
+which a stateless graph cannot express, so for those the same layers are built stateless with
+an open time axis and every initial state as an input (``stateless_model``); the harness then
+does what a user of a converted graph does (``run_calls``): feed each call's chunk with the
+previous call's final states as initial states, zeros after a reset.
+
+The harness never makes a tool look wrong: it feeds inputs by name and reads outputs in the
+contract's order (SPEC §7.7), and anything it cannot do is ``Unsupported`` with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..errors import Unsupported
+from ..wrappers import carries, split_calls
+from . import keras_load
+
+Feed = Callable[[dict], dict]   # {contract input key: array} -> {contract output key: array}
+
+
+@dataclasses.dataclass
+class Graph:
+    """A Keras model ready to convert, with the contract keys of its inputs and outputs in the model's order."""
+    model: object
+    input_keys: list[str]
+    output_keys: list[str]
+    source: str                 # where the model came from, for notes: "model file" or "built stateless"
+
+
+def state_input(output_key: str) -> str:
+    """The initial-state input fed from a final-state output: ``forward/state_h`` -> ``forward/initial_state_h``."""
+    head, _, last = output_key.rpartition("/")
+    return f"{head}/initial_{last}" if head else f"initial_{last}"
+
+
+def state_outputs(output_keys) -> list[str]:
+    return [k for k in output_keys if k.rpartition("/")[2].startswith("state_")]
+
+
+def keras_graph(fixture) -> Graph:
+    """The model to convert: the fixture's model file, or for stateful fixtures the same layers built stateless."""
+    if fixture.meta.get("calls"):
+        return stateless_model(fixture)
+    entry, data = keras_load.read_model_file(fixture)
+    path = fixture.model_path()
+    keras = keras_load.keras_module()
+    if not keras_load.is_keras3():
+        raise Unsupported(f"Keras {keras_load.keras_version()} cannot read Keras 3 model files")
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    keras_load.check_model_weights(fixture, model, entry["name"])
+    return Graph(model, list(entry["inputs"]), list(entry["outputs"]), f"model file {entry['name']}")
+
+
+def stateless_model(fixture) -> Graph:
+    """A stateful fixture's layers, stateless, time axis open, initial states as inputs (zeros when not fed)."""
+    batch = int(np.shape(fixture.inputs["x"])[0])
+    inputs = dict(fixture.inputs)
+    for key in state_outputs(fixture.meta["model_file"]["outputs"] if fixture.meta.get("model_file")
+                             else _single_call_outputs(fixture)):
+        inputs.setdefault(state_input(key), np.zeros((batch, *_state_shape(fixture, key)), np.float32))
+    model, input_keys, output_keys = keras_load.contract_model(
+        fixture.layer, fixture.config, fixture.weights, inputs, batch_size=batch, open_time=True)
+    return Graph(model, input_keys, output_keys, "built stateless (stateful fixture)")
+
+
+def _single_call_outputs(fixture) -> list[str]:
+    return sorted({k.split("/", 2)[2] for k in fixture.meta["outputs"] if k.startswith("calls/")})
+
+
+def _state_shape(fixture, key: str) -> tuple[int, ...]:
+    name = next(k for k in fixture.meta["outputs"] if k.startswith("calls/0/") and k.endswith("/" + key)
+                or k == f"calls/0/{key}")
+    return tuple(fixture.meta["arrays"][name]["shape"][1:])
+
+
+def run_calls(fixture, graph: Graph, feed: Feed) -> dict[str, np.ndarray]:
+    """Run a converted graph on the fixture: once, or once per stateful call with the states carried by hand.
+
+    ``feed`` takes ``{input key: array}`` for every key in ``graph.input_keys`` and returns
+    ``{output key: array}`` for ``graph.output_keys``.
+    """
+    calls = fixture.meta.get("calls")
+    if not calls:
+        return feed({k: fixture.inputs[k] for k in graph.input_keys})
+    result: dict[str, np.ndarray] = {}
+    carried: dict[str, np.ndarray] = {}
+    batch = int(np.shape(fixture.inputs["x"])[0])
+    for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
+        feeds = {}
+        for key in graph.input_keys:
+            if key in chunk:
+                feeds[key] = chunk[key]
+            elif carries(calls, k) and key in carried:
+                feeds[key] = carried[key]
+            else:  # the first call, or after reset_before: Keras's stateful layers start from zeros
+                feeds[key] = np.zeros((batch, *_initial_shape(graph, key)), np.float32)
+        out = feed(feeds)
+        carried = {state_input(name): np.asarray(value, np.float32) for name, value in out.items()
+                   if name in state_outputs(graph.output_keys)}
+        result.update({f"calls/{k}/{name}": value for name, value in out.items()})
+    return result
+
+
+def _initial_shape(graph: Graph, key: str) -> tuple[int, ...]:
+    index = graph.input_keys.index(key)
+    shape = tuple(graph.model.inputs[index].shape[1:])
+    if any(d is None for d in shape):
+        raise Unsupported(f"initial state {key!r} has an open shape {shape} in the converted model")
+    return shape
+
+
+def outputs_by_position(values: list, output_keys: list[str], what: str) -> dict[str, np.ndarray]:
+    """The tool's outputs, which it returns in the model's output order, under the contract's keys."""
+    if len(values) != len(output_keys):
+        raise RuntimeError(f"{what} returned {len(values)} outputs; the model has {len(output_keys)} "
+                           f"({', '.join(output_keys)})")
+    return {key: np.asarray(value) for key, value in zip(output_keys, values)}
+
+
+def keras_versions() -> Mapping[str, str]:
+    """The Keras and TensorFlow that built the model the tool converted (part of every cache key)."""
+    found = {"keras": keras_load.keras_version(), "backend": keras_load.backend_name()}
+    try:
+        import tensorflow as tf
+        found["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return found
