@@ -276,7 +276,7 @@ def cmd_run(args) -> int:
     for case in run.cases:
         verdict, record = run.run(case)
         results.add(record)
-        if verdict.status in ("failed", "error"):
+        if verdict.status in ("failed", "error", "crashed"):
             print(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}")
     print("", *results.table_lines(), sep="\n")
     for entry in results.unmatched_ledger():
@@ -310,8 +310,25 @@ def cmd_export(args) -> int:
 
 def cmd_report(args) -> int:
     from . import report
-    argv = [args.results_dir] + (["--md", args.md] if args.md else []) + (["--html", args.html] if args.html else [])
+    argv = [args.results_dir] + [item for flag, value in (("--md", args.md), ("--html", args.html),
+                                                          ("--ports-md", args.ports_md), ("--ports-html", args.ports_html))
+                                 if value for item in (flag, value)]
     return int(report.main(argv) or 0)
+
+
+def cmd_cache(args) -> int:
+    from . import cache
+    if args.action == "clear":
+        where, count = cache.clear(args.tool)
+        print(f"removed {count} cached conversion{'s' * (count != 1)} from {where}")
+        return 0
+    print(f"conversion cache: {cache.conversions_dir()}" + ("" if cache.enabled() else f" (off: ${cache.ENV_OFF})"))
+    rows = cache.summary()
+    for tool, entries, size in rows:
+        print(f"  {tool:16} {entries:6} entries {size / 1e6:9.1f} MB")
+    if not rows:
+        print("  (empty)")
+    return 0
 
 
 def cmd_gallery(args) -> int:
@@ -388,7 +405,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", metavar="RESULTS_DIR")
     p.add_argument("--md", metavar="PATH")
     p.add_argument("--html", metavar="PATH")
+    p.add_argument("--ports-md", metavar="PATH", help="the 'which ports are right' table (Markdown)")
+    p.add_argument("--ports-html", metavar="PATH", help="the same as a self-contained HTML page")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("cache", help="the conversion cache in the user's cache folder: where, how big, clear it")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("tool", nargs="?", help="only this tool's conversions (clear)")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("gallery", parents=[common], help="render the browsable gallery (Markdown index and pages)")
     p.add_argument("out_dir", metavar="OUT_DIR")

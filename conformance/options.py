@@ -15,6 +15,8 @@ ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0
 # environment variables a case may depend on: shown in the header, recorded in the JSON summary
 ENV_SHOWN = (ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT, "KERAS_BACKEND", "TF_USE_LEGACY_KERAS")
+# what a case's result may depend on: carried by its repro line (with the implementation's own ``run.repro_env``)
+REPRO_ENV = ("KERAS_BACKEND", "TF_USE_LEGACY_KERAS")
 
 # (flag, argparse/pytest keyword arguments); dest is the flag without dashes, underscores for hyphens
 OPTIONS = (

@@ -68,9 +68,18 @@ class Implementation:
         return details
 
     def keras_semantics(self) -> tuple[str | None, str | None]:
-        """(Keras version, backend) the implementation declares, for ``applies_to``; (None, None) if none."""
+        """(Keras version, backend) the implementation declares, for ``applies_to``; (None, None) if none.
+
+        ``run.keras_version`` (with ``run.backend``): the implementation *is* that Keras. A port
+        declares ``run.keras_semantics`` instead: the Keras version whose semantics it follows (a
+        converter of models that Keras 3.15 built follows 3.15's ``hard_sigmoid``); only the version
+        range of ``applies_to`` is then checked, never the backend.
+        """
         run = self.load()
         version = getattr(run, "keras_version", None)
+        if version is None:
+            follows = getattr(run, "keras_semantics", None)
+            return (follows() if callable(follows) else follows, None)
         backend = getattr(run, "backend", None)
         return (version() if callable(version) else version, backend() if callable(backend) else backend)
 

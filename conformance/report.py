@@ -20,12 +20,14 @@ from typing import Sequence
 
 from packaging.version import InvalidVersion, Version
 
+from . import findings, ports
 from .verdict import Status
 
 SUMMARY = "summary.json"
 LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail", Status.SKIPPED: "skip",
-          Status.ERROR: "ERROR"}
-NOTED = (Status.FAILED, Status.XFAILED, Status.SKIPPED, Status.ERROR)  # statuses whose message is a footnote
+          Status.ERROR: "ERROR", Status.CRASHED: "CRASH", Status.PARTIAL: "partial"}
+# statuses whose message is a footnote
+NOTED = (Status.FAILED, Status.XFAILED, Status.SKIPPED, Status.ERROR, Status.CRASHED, Status.PARTIAL)
 _LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
 _RUNNING = re.compile(r", running [^,]*$")
 
@@ -71,6 +73,7 @@ class Matrix:
     cells: dict[tuple[str, str, str], Cell]          # (fixture, env, impl) -> cell
     folded: dict[str, int]                           # impl that passed everywhere -> number of envs
     notes: list[str]                                 # footnote texts, numbered from 1
+    wide: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # column-wide reasons: one line each
 
     def cell(self, fixture: str, env: str, impl: str) -> Cell:
         return self.cells.get((fixture, env, impl), Cell("missing"))
@@ -150,11 +153,12 @@ def build(summaries: dict[str, dict]) -> Matrix:
              if all(c.status == "passed" for (f, e, i), c in cells.items() if i == impl)}
     if clean == set(all_impls):
         clean = set()  # nothing differs anywhere: show every column rather than an empty table
+    wide = findings.column_wide(summaries)
     columns = []
     for env in sorted(summaries):
         info = summaries[env].get("implementations") or {}
         for impl in sorted(impls_by_env.get(env, [])):
-            if impl not in clean:
+            if impl not in clean and (env, impl) not in wide:  # a column-wide reason is one line, not a column
                 details = info.get(impl) or {}
                 columns.append(Column(env, impl, details.get("keras"), details.get("backend")))
     columns.sort(key=_column_order)
@@ -166,7 +170,7 @@ def build(summaries: dict[str, dict]) -> Matrix:
             if note and note not in notes:
                 notes.append(note)
     folded = {impl: sum(impl in impls for impls in impls_by_env.values()) for impl in sorted(clean)}
-    return Matrix(columns, fixtures, cells, folded, notes)
+    return Matrix(columns, fixtures, cells, folded, notes, wide)
 
 
 def _cell_text(matrix: Matrix, cell: Cell) -> str:
@@ -191,7 +195,15 @@ def _preamble(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
     lines = [f"{len(matrix.fixtures)} fixtures × {len(summaries)} envs" + (f": {envs}" if envs else "") + "."]
     for impl, n in matrix.folded.items():
         lines.append(f"`{impl}` passed every fixture in all {n} envs (not shown as a column).")
+    for (env, impl), text in sorted(matrix.wide.items()):
+        lines.append(f"`{env} {impl}`: {text} (not shown as a column).")
     return lines
+
+
+def _findings_md(summaries: dict[str, dict]) -> list[str]:
+    found = findings.divergences(summaries)
+    return [f"## Divergences found ({len(found)})", "",
+            *([f"- {d.line()}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
 
 
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
@@ -208,7 +220,7 @@ def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
 
 def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
     """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
-    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), ""]
+    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries)]
     differing = matrix.differing()
     out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)", ""]
     out += _md_table(matrix, differing, totals=False) if differing else ["Every fixture passed in every column."]
@@ -227,7 +239,7 @@ th { background: #f3f3f3; position: sticky; top: 0; }
 td.fixture { text-align: left; font-family: monospace; }
 .passed { background: #e3f6e3; } .failed { background: #f9c9c9; font-weight: bold; }
 .xfailed { background: #fff0c2; } .skipped { background: #ececec; color: #666; }
-.error { background: #e9b3ff; font-weight: bold; } .missing { color: #aaa; }
+.error, .crashed { background: #e9b3ff; font-weight: bold; } .missing { color: #aaa; } .partial { background: #dfe8ff; }
 small { color: #666; font-weight: normal; }
 ol li { margin: 2px 0; }
 """
@@ -254,10 +266,13 @@ def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
     notes = "".join(f"<li id=\"note-{i}\">{_note_html(t)}</li>" for i, t in enumerate(matrix.notes, 1))
     preamble = "".join(f"<p>{e(line).replace('`', '')}</p>" for line in _preamble(matrix, summaries))
     differing = matrix.differing()
+    divergences = findings.divergences(summaries)
+    found = (f"<h2>Divergences found ({len(divergences)})</h2><ul>"
+             + ("".join(f"<li>{e(d.line())}</li>" for d in divergences) or "<li>None.</li>") + "</ul>")
     thead = f"<thead><tr><th>fixture</th>{head}</tr></thead>"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"
-            f"<h1>lstm-conformance matrix</h1>{preamble}\n"
+            f"<h1>lstm-conformance matrix</h1>{preamble}\n{found}\n"
             f"<h2>Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)</h2>\n"
             + (f"<table>{thead}<tbody>\n{rows_for(differing)}\n</tbody></table>\n" if differing
                else "<p>Every fixture passed in every column.</p>\n")
@@ -280,9 +295,17 @@ def _html_row(matrix: Matrix, fixture: str) -> str:
     return f"<tr><td class=\"fixture\">{e(fixture)}</td>{''.join(tds)}</tr>"
 
 
-def write(results_dir: str | Path, out_md: str | Path | None = None, out_html: str | Path | None = None) -> Matrix:
-    """Write the matrix (Markdown to ``out_md`` or stdout, HTML to ``out_html`` if given); ReportError on bad input."""
+def write(results_dir: str | Path, out_md: str | Path | None = None, out_html: str | Path | None = None,
+          ports_md: str | Path | None = None, ports_html: str | Path | None = None) -> Matrix:
+    """Write the matrix (Markdown to ``out_md`` or stdout, HTML to ``out_html`` if given) and the ports
+    table (``ports.py``) where asked; ReportError on bad input."""
     summaries = load_results(results_dir)
+    if ports_md is not None:
+        Path(ports_md).write_text(ports.to_markdown(summaries), encoding="utf-8")
+    if ports_html is not None:
+        Path(ports_html).write_text(ports.to_html(summaries, CSS), encoding="utf-8")
+    if (ports_md or ports_html) and out_md is None and out_html is None:
+        return build(summaries)
     matrix = build(summaries)
     markdown = to_markdown(matrix, summaries)
     if out_md is None:
@@ -301,15 +324,17 @@ def main(argv: Sequence[str] | str | Path | None = None, out_md: str | Path | No
     Returns 0, or 2 with the reason on stderr when the results cannot be read.
     """
     if isinstance(argv, (str, Path)):
-        args = argparse.Namespace(results_dir=argv, md=out_md, html=out_html)
+        args = argparse.Namespace(results_dir=argv, md=out_md, html=out_html, ports_md=None, ports_html=None)
     else:
         parser = argparse.ArgumentParser(prog="lstm-conformance report", description=__doc__.splitlines()[0])
         parser.add_argument("results_dir", metavar="RESULTS_DIR", help="folder of <env>/summary.json")
         parser.add_argument("--md", metavar="PATH", help="write Markdown here (default: stdout)")
         parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML page here")
+        parser.add_argument("--ports-md", metavar="PATH", help="write the ports table (Markdown) here")
+        parser.add_argument("--ports-html", metavar="PATH", help="write the ports table (HTML) here")
         args = parser.parse_args(argv)
     try:
-        write(args.results_dir, args.md, args.html)
+        write(args.results_dir, args.md, args.html, args.ports_md, args.ports_html)
     except ReportError as exc:
         print(f"lstm-conformance report: {exc}", file=sys.stderr)
         return 2

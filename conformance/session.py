@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from . import __version__, ledger, mistakes, registry
 from .errors import FixtureError
 from .fixtures import Fixture, list_fixtures, select
@@ -95,6 +97,7 @@ class Session:
             keras_version, backend = case.impl.keras_semantics()
         except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
             keras_version, backend = None, None
+        diagnosis = [line.strip() for line in verdict.message.splitlines() if line.strip().startswith("diagnosis:")]
         entry = None
         if self.ledger and verdict.status != Status.SKIPPED:
             entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend)
@@ -104,6 +107,9 @@ class Session:
             "status": Status(verdict.status).value, "message": verdict.headline,
             "max_abs_error": None if verdict.max_abs_error is None else float(verdict.max_abs_error),
             "mismatched": [str(m) for m in verdict.mismatched],
+            "diagnosis": diagnosis,  # kept when the ledger explains the case: the report groups divergences by it
+            "layer": getattr(case.fixture, "layer", None), "tags": list(getattr(case.fixture, "tags", ())),
+            "size": _size(case.fixture),
             "keras_version": None if keras_version is None else str(keras_version),
             "backend": None if backend is None else str(backend),
             "ledger_entry": entry.index if entry is not None else None,
@@ -111,6 +117,14 @@ class Session:
             "impl_info": _plain(case.impl.info()),  # asked after every case: info may grow (tflite's op union)
         }
         return verdict, record
+
+
+def _size(fixture) -> int | None:
+    """How many expected values the fixture holds: the report cites the smallest fixture showing a divergence."""
+    try:
+        return int(sum(np.size(a) for a in fixture.expected.values()))
+    except Exception:  # noqa: BLE001 - a broken fixture has no size (its case says why)
+        return None
 
 
 def _ledger(path, off: bool):
@@ -222,7 +236,7 @@ class Results:
 
     @property
     def bad(self) -> int:
-        return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR))
+        return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR, Status.CRASHED))
 
     def unmatched_ledger(self) -> list[ledger.Entry]:
         """Entries whose condition (impl, Keras version, backend) held in this run but matched no case."""

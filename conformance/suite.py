@@ -9,6 +9,7 @@ input) escapes its own case. ``session.py`` selects the cases and applies the le
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import threading
 import traceback
@@ -17,9 +18,9 @@ from typing import Callable
 
 from .applicability import not_applicable
 from .compare import compare
-from .errors import EngineError, FixtureError, ImplementationError, Unsupported
+from .errors import ConversionError, EngineError, FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
-from .options import DEFAULT_TIMEOUT_S
+from .options import DEFAULT_TIMEOUT_S, REPRO_ENV
 from .registry import Implementation
 from .verdict import Status, Verdict
 
@@ -42,10 +43,23 @@ class Case:
         return f"{self.impl.name}-{self.fixture_name}"
 
     def repro(self) -> str:
+        """The command that reruns this case, prefixed by the environment it depended on (Keras
+        flavour and backend, and the settings the implementation declares in ``run.repro_env``)."""
         parts = ["pytest", "--pyargs", "conformance", "--impl", self.impl.name, "--fixture-id", self.fixture_name]
         if self.fixtures_dir is not None and Path(self.fixtures_dir).resolve() != gallery_dir().resolve():
             parts += ["--fixtures-dir", str(self.fixtures_dir)]
-        return shlex.join(parts)
+        env = [f"{k}={v}" for k, v in repro_env(self.impl).items()]
+        return shlex.join([*env, *parts])
+
+
+def repro_env(impl: Implementation) -> dict[str, str]:
+    """The variables a case depends on, as set now: ``REPRO_ENV`` plus the implementation's ``repro_env``."""
+    try:
+        declared = getattr(impl.load(), "repro_env", ())
+    except Exception:  # noqa: BLE001 - an implementation that cannot load declares nothing (its case says why)
+        declared = ()
+    names = [*REPRO_ENV, *(n for n in declared if isinstance(n, str) and n not in REPRO_ENV)]
+    return {n: os.environ[n] for n in names if n in os.environ}
 
 
 def call_with_timeout(run: Callable, fixture: Fixture, timeout: float | None):
@@ -110,13 +124,34 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
         return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
+    except ConversionError as exc:  # the port's tool itself raised or refused: no numbers to compare
+        who = f"implementation {impl.name!r}" + (f" {version}" if version else "")
+        return Verdict(Status.CRASHED, f"{fixture.citation}: {who}: the tool crashed or refused the model: {exc}\n"
+                                       f"repro: {case.repro()}")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         # a cmd: engine's own stderr says what went wrong; our Python traceback would only be noise
         detail = "" if isinstance(exc, EngineError) else "".join(traceback.format_exception(exc)[-6:])
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} raised "
                                  f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
+    finally:
+        private.release()  # the scratch copies of the model file (Fixture.model_path)
     try:
-        return compare(fixture, result, impl.name, version, case.repro(), diagnose)
+        returns = _declared_outputs(run, private)
+    except Exception as exc:  # noqa: BLE001 - a broken returns() is the plug-in's failure, in its own case
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s returns() raised "
+                                     f"{type(exc).__name__}: {exc}")
+    try:
+        return compare(fixture, result, impl.name, version, case.repro(), diagnose,
+                       can_trace=bool(getattr(run, "returns_trace", True)), returns=returns)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} returned output that "
                                  f"could not be read: {type(exc).__name__}: {exc}\nrepro: {case.repro()}")
+
+
+def _declared_outputs(run, fixture):
+    """``run.returns(fixture)``: the outputs a port declares it returns (the rest: a partial case), or None."""
+    declared = getattr(run, "returns", None)
+    if not callable(declared):
+        return None
+    names = declared(fixture)
+    return None if names is None else frozenset(str(n) for n in names)

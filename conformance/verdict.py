@@ -17,6 +17,8 @@ class Status(str, enum.Enum):
     SKIPPED = "skipped"      # Unsupported, or applies_to excludes this Keras
     ERROR = "error"          # the plug-in or the fixture is broken
     XFAILED = "xfailed"      # a ledger entry explains the divergence
+    CRASHED = "crashed"      # the port's tool raised or refused to convert (ConversionError): no numbers to compare
+    PARTIAL = "partial"      # every output the port declares it returns agrees, but it returns only some (never a pass)
 
     def __str__(self) -> str:
         return self.value

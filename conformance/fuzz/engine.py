@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import __version__, reference
+from ..cache import user_cache_dir
 from ..compare import compare
 from ..errors import Unsupported
 from ..fixtures import Fixture, load_fixture
@@ -246,9 +247,9 @@ def _hypothesis_version() -> str:
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/lstm-conformance/hypothesis``, else ``~/.cache/lstm-conformance/hypothesis``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lstm-conformance" / "hypothesis"
+    """``hypothesis`` in the project's user cache folder (``cache.user_cache_dir``: ``$LSTM_CONFORMANCE_CACHE``,
+    else ``$XDG_CACHE_HOME/lstm-conformance``, else ``~/.cache/lstm-conformance``)."""
+    return user_cache_dir() / "hypothesis"
 
 
 def _database(impl: Implementation, oracle: Oracle, layers, tags, use: bool):

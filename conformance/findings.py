@@ -1,0 +1,100 @@
+"""What the matrix found, before the tables: one line per distinct divergence, and column-wide notes.
+
+A divergence is a group of cases that are wrong for one reason: the ledger entry that
+explains them (its reason and link), else the suite's diagnosis line, else the failure
+headline without the fixture citation. Each line says what, where (env and implementation),
+how many fixtures, and cites the smallest fixture that shows it (``id@sha256:8hex``: fewest
+expected values). A ledger entry or skip reason that covers a whole column (every case in
+it) is one line, and the column leaves the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+
+from .verdict import Status
+
+WRONG = (Status.FAILED.value, Status.XFAILED.value, Status.CRASHED.value)  # the port gave wrong numbers, or none
+_CITATION = re.compile(r"^\S+@sha256:[0-9a-f]+: ")
+
+
+@dataclasses.dataclass
+class Divergence:
+    what: str
+    status: str                     # failed, xfailed (known, in the ledger) or crashed
+    where: list[str]                # "env impl" columns
+    fixtures: set[str]
+    smallest: str                   # citation of the smallest fixture showing it
+
+    def line(self) -> str:
+        known = {"xfailed": "known (ledger)", "crashed": "tool crashed", "failed": "NEW"}[self.status]
+        n = len(self.fixtures)
+        return (f"{self.what} — {', '.join(self.where)}; {n} fixture{'s' * (n != 1)}; "
+                f"smallest: `{self.smallest}` [{known}]")
+
+
+def citation(case: dict) -> str:
+    digest = case.get("digest") or ""
+    return f"{case['fixture']}@{digest[:15]}" if digest else case["fixture"]
+
+
+def reason(case: dict) -> str:
+    """What makes this case wrong, in words shared by every case wrong for the same reason."""
+    if case["status"] == Status.XFAILED.value:
+        return case.get("message") or "ledger entry"
+    diagnosis = case.get("diagnosis") or []
+    named = [d for d in diagnosis if "no single catalogued mistake" not in d]
+    if named:
+        return named[0]
+    message = _CITATION.sub("", case.get("message") or "")
+    if case["status"] == Status.CRASHED.value:
+        return re.sub(r"^implementation '[^']+'( \S+)?: ", "", message)[:300]
+    return re.sub(r"^implementation '[^']+'( \S+)? ", "", message)
+
+
+def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> list[Divergence]:
+    """Distinct divergences across the envs' summaries (only ``impls`` when given), most fixtures first."""
+    groups: dict[tuple[str, str], dict] = {}
+    for env, data in summaries.items():
+        for case in data["cases"]:
+            if case["status"] not in WRONG or (impls is not None and case["impl"] not in impls):
+                continue
+            key = (reason(case), case["status"])
+            group = groups.setdefault(key, {"where": [], "fixtures": set(), "cases": []})
+            column = f"{env} {case['impl']}"
+            if column not in group["where"]:
+                group["where"].append(column)
+            group["fixtures"].add(case["fixture"])
+            group["cases"].append(case)
+    found = []
+    for (what, status), group in groups.items():
+        smallest = min(group["cases"], key=lambda c: (c.get("size") or 1 << 60, c["fixture"]))
+        found.append(Divergence(what, status, group["where"], group["fixtures"], citation(smallest)))
+    order = {"failed": 0, "crashed": 1, "xfailed": 2}
+    return sorted(found, key=lambda d: (order[d.status], -len(d.fixtures), d.what))
+
+
+def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
+    """(env, impl) columns whose every case has one status and one message other than a pass: that message."""
+    cases: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for env, data in summaries.items():
+        for case in data["cases"]:
+            cases[(env, case["impl"])].append(case)
+    wide = {}
+    for column, members in cases.items():
+        kinds = {(c["status"], _shared_message(c)) for c in members}
+        if len(members) > 1 and len(kinds) == 1:
+            status, message = next(iter(kinds))
+            if status in (Status.XFAILED.value, Status.SKIPPED.value) and message:
+                wide[column] = f"{status} on all {len(members)} fixtures: {message}"
+    return wide
+
+
+def _shared_message(case: dict) -> str:
+    """A skip's reason without the fixture/implementation prefix, so one reason reads the same in every row."""
+    message = case.get("message") or ""
+    for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
+        message = message[len(prefix):] if message.startswith(prefix) else message
+    return message
