@@ -55,11 +55,15 @@ def reason(case: dict) -> str:
 
 
 def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> list[Divergence]:
-    """Distinct divergences across the envs' summaries (only ``impls`` when given), most fixtures first."""
+    """Distinct divergences across the envs' summaries (only ``impls`` when given), new ones first, then
+    by how many fixtures show them. Column-wide reasons (``column_wide``) are their own lines, not here."""
+    wide = column_wide(summaries)
     groups: dict[tuple[str, str], dict] = {}
     for env, data in summaries.items():
         for case in data["cases"]:
             if case["status"] not in WRONG or (impls is not None and case["impl"] not in impls):
+                continue
+            if (env, case["impl"]) in wide:
                 continue
             key = (reason(case), case["status"])
             group = groups.setdefault(key, {"where": [], "fixtures": set(), "cases": []})

@@ -52,14 +52,9 @@ COUNTED = [("pass", (Status.PASSED.value,)), ("wrong", (Status.FAILED.value, Sta
 
 
 def ports_of(summaries: dict[str, dict]) -> list[tuple[str, str]]:
-    """(env, impl) pairs that are ports, in env order."""
-    seen = []
-    for env in sorted(summaries):
-        for case in summaries[env]["cases"]:
-            pair = (env, case["impl"])
-            if case["impl"] not in NOT_PORTS and pair not in seen:
-                seen.append(pair)
-    return seen
+    """(env, impl) pairs that are ports, sorted."""
+    return sorted({(env, case["impl"]) for env, data in summaries.items() for case in data["cases"]
+                   if case["impl"] not in NOT_PORTS})
 
 
 def cell(cases: list[dict]) -> dict[str, int]:
@@ -128,12 +123,12 @@ def to_html(summaries: dict[str, dict], css: str = "") -> str:
     items = "".join(f"<li>{e(d.line())}</li>" for d in found) or "<li>None.</li>"
     items += "".join(f"<li><code>{e(env)} {e(impl)}</code>: {e(text)}</li>" for (env, impl), text in sorted(wide.items()))
 
-    def css(counts):
+    def klass(counts):
         return "passed" if set(counts) == {"pass"} else "skipped" if set(counts) <= {"unsupported"} else "failed"
 
     rows = "".join(
         f"<tr><td class=\"fixture\">{e(impl)} <small>{e(env)}</small></td>"
-        + "".join(f"<td class=\"{css(cells[(env, impl, f)])}\">{e(cell_text(cells[(env, impl, f)]))}</td>"
+        + "".join(f"<td class=\"{klass(cells[(env, impl, f)])}\">{e(cell_text(cells[(env, impl, f)]))}</td>"
                   for f in feature_names) + "</tr>"
         for env, impl in ports if (env, impl) not in wide)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Which ports are right</title>"

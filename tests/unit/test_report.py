@@ -100,7 +100,8 @@ def test_matrix_cells_follow_the_recorded_outcomes(matrix_inputs):
     assert "report_impls.crashes always crashes" in crash.message
     # env-a never ran the crashing implementation
     assert matrix.cell("lstm-basic", "env-a", "report_impls:crashes").status == "missing"
-    assert matrix.totals(matrix.columns[0]) == {"passed": 0, "failed": 1, "xfailed": 1, "skipped": 1, "error": 0}
+    assert matrix.totals(matrix.columns[0]) == {"passed": 0, "failed": 1, "xfailed": 1, "skipped": 1, "error": 0,
+                                                   "crashed": 0, "partial": 0}
 
 
 def test_markdown_and_html_render_every_cell(matrix_inputs, tmp_path):

@@ -1,0 +1,115 @@
+"""The ports table and the findings list, built from real JSON summaries of real suite runs.
+
+Three "ports" run on a few gallery fixtures with the real plug-in: one that is right, one that
+computes the GRU gates in the wrong order (a catalogued mistake the diagnosis names), one whose
+tool refuses every masked fixture (crashed) and returns only ``output`` otherwise (partial), and
+one whose every case is explained by one ledger entry (a column-wide line, not a column).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conformance import findings, ports, report
+
+from conftest import REPO
+
+FIXTURES = ("lstm-basic", "lstm-mask-trailing", "gru-reset-after-basic", "gru-reset-after-return-sequences",
+            "simple-rnn-basic")
+PORTS = '''
+import numpy as np
+from conformance import ConversionError
+from conformance.mistakes import BY_KEY, Problem
+from conformance.reference import run as correct
+
+
+def right(fixture):
+    return {k: v for k, v in correct(fixture).items() if k != "trace"}
+right.returns_trace = False
+
+
+def gates_swapped(fixture):
+    """Right except for GRU, where the z and r gate blocks are read in each other's place."""
+    if fixture.layer != "GRU":
+        return right(fixture)
+    return BY_KEY["gru-gate-order-rzh"].outputs(fixture)
+gates_swapped.returns_trace = False
+
+
+def output_only(fixture):
+    if "mask" in fixture.inputs:
+        raise ConversionError("tool 1.0: converter refused the model: Loop with a mask input is not supported")
+    return {"output": correct(fixture)["output"]}
+output_only.returns = lambda fixture: ["output"]
+
+
+def doubled(fixture):
+    return {k: v * 2 for k, v in right(fixture).items()}
+'''
+LEDGER_REASON = "doubled returns twice what Keras computes, everywhere (this test's column-wide divergence)."
+LEDGER_LINK = "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/layers/rnn/lstm.py"
+
+
+@pytest.fixture
+def summaries(pytester, tmp_path):
+    gallery = tmp_path / "fixtures"
+    for name in FIXTURES:
+        shutil.copytree(REPO / "fixtures" / name, gallery / name)
+    ledger = tmp_path / "ledger.yaml"
+    ledger.write_text("format_version: 1\nentries:\n  - " + json.dumps(
+        {"fixture": "*", "impl": "ports_impls:doubled", "kind": "mismatch", "reason": LEDGER_REASON,
+         "link": LEDGER_LINK}) + "\n")
+    pytester.makepyfile(ports_impls=PORTS)
+    pytester.syspathinsert()
+    results = tmp_path / "results"
+    for env, impls in (("ports-a", ["right", "gates_swapped"]), ("ports-b", ["output_only", "doubled"])):
+        pytester.runpytest("-p", "no:cacheprovider", "--pyargs", "conformance", "--fixtures-dir", str(gallery),
+                           "--ledger", str(ledger), "--impl", "numpy-reference",
+                           *[a for i in impls for a in ("--impl", f"ports_impls:{i}")],
+                           f"--conformance-json={results / env / 'summary.json'}")
+    return report.load_results(results)
+
+
+def test_the_table_counts_each_port_per_feature(summaries):
+    names, cells = ports.table(summaries)
+    assert names == [("ports-a", "ports_impls:gates_swapped"), ("ports-a", "ports_impls:right"),
+                     ("ports-b", "ports_impls:doubled"), ("ports-b", "ports_impls:output_only")]
+    assert cells[("ports-a", "ports_impls:right", "all")] == {"pass": 5}
+    assert cells[("ports-a", "ports_impls:gates_swapped", "GRU reset_after")] == {"wrong": 2}
+    assert cells[("ports-a", "ports_impls:gates_swapped", "LSTM")] == {"pass": 2}
+    assert cells[("ports-b", "ports_impls:output_only", "masking")] == {"crash": 1}
+    assert cells[("ports-b", "ports_impls:output_only", "all")] == {"crash": 1, "partial": 4}
+    assert ports.cell_text(cells[("ports-a", "ports_impls:right", "SimpleRNN")]) == "✓ 1"
+    assert ports.cell_text(cells[("ports-a", "ports_impls:right", "stateful")]) == "—"
+
+
+def test_findings_come_first_one_line_per_divergence(summaries):
+    found = findings.divergences(summaries, {impl for _, impl in ports.ports_of(summaries)})
+    by_status = {d.status: d for d in found}
+    swapped = by_status["failed"]
+    assert "diagnosis:" in swapped.what and swapped.fixtures == {"gru-reset-after-basic",
+                                                                 "gru-reset-after-return-sequences"}
+    assert swapped.where == ["ports-a ports_impls:gates_swapped"]
+    assert swapped.smallest.startswith("gru-reset-after-basic@sha256:")  # fewer expected values than -sequences
+    crash = by_status["crashed"]
+    assert "Loop with a mask input is not supported" in crash.what and crash.fixtures == {"lstm-mask-trailing"}
+    markdown = ports.to_markdown(summaries)
+    head, _, table = markdown.partition("## Port × feature")
+    assert "## Divergences found" in head and swapped.line() in head and crash.line() in head
+    # the ledger entry covering the whole doubled column is one line, and the column leaves the table
+    assert f"`ports-b ports_impls:doubled`: xfailed on all 5 fixtures: {LEDGER_REASON} ({LEDGER_LINK})" in head
+    assert "ports_impls:doubled" not in table.split("## Versions")[0]
+    assert "| `ports_impls:output_only` (ports-b) |" in table
+
+
+def test_the_matrix_report_also_leads_with_findings(summaries, tmp_path):
+    matrix = report.build(summaries)
+    assert ("ports-b", "ports_impls:doubled") not in [(c.env, c.impl) for c in matrix.columns]
+    text = report.to_markdown(matrix, summaries)
+    assert text.index("## Divergences found") < text.index("## Not passing everywhere")
+    assert "`ports-b ports_impls:doubled`: xfailed on all 5 fixtures" in text
+    html = ports.to_html(summaries, report.CSS)
+    assert "Divergences found (2)" in html and "ports_impls:output_only" in html
