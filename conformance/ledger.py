@@ -134,7 +134,7 @@ def kind_of(verdict) -> str | None:
     """``mismatch`` when outputs were compared and out of tolerance, ``error`` when there was nothing to compare."""
     if verdict.status == Status.FAILED and verdict.mismatched:
         return "mismatch"
-    if verdict.status in (Status.FAILED, Status.ERROR):
+    if verdict.status in (Status.FAILED, Status.ERROR, Status.CRASHED):
         return "error"
     return None
 
