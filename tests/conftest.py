@@ -19,9 +19,9 @@ pytest_plugins = ["pytester"]
 
 # Hypothesis keeps files (its constants cache) under ./.hypothesis unless told otherwise: the project's
 # own tests keep them in the user's cache folder instead, never in the working tree.
-from conformance.fuzz.engine import cache_dir  # noqa: E402
+from conformance.cache import user_cache_dir  # noqa: E402  (imports no Hypothesis: the ports envs lack it)
 
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(cache_dir().with_name("hypothesis-tests")))
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(user_cache_dir() / "hypothesis-tests"))
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = REPO / "examples" / "numpy-lstm-port"

@@ -18,6 +18,7 @@ INSTALL = {
     "torch": 'pip install "lstm-conformance[torch]"',
     "onnx": 'pip install "lstm-conformance[onnx]"',
     "onnxruntime": 'pip install "lstm-conformance[onnx]"',
+    "tf2onnx": 'pip install "lstm-conformance[tf2onnx]"',
     "tf_keras": "pip install tf-keras",
     "ai_edge_litert": "pip install ai-edge-litert",
 }
