@@ -4,14 +4,15 @@ The failure message is written to be pasted into a bug report as it is: fixture
 ``id@digest``, implementation and version, which output, max errors against the
 tolerance, the first offending element as (batch, timestep, unit), expected vs got
 there, the first diverging gate and batch row when a trace was returned (or why
-it could not be compared), a diagnosis when the output matches a known mistake,
-and a one-line repro command.
+it could not be compared), the diagnosis lines (``diagnosis: ...``: a known mistake, or what else explains
+the failure), and a one-line repro command. An implementation that declares it returns only some outputs
+(``returns``) is checked on those: PARTIAL when they agree, never PASSED.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 
@@ -22,12 +23,16 @@ from .wrappers import wrapped_layers
 ACCEPTED_DTYPES = ("float32", "float64")
 
 
-def validate(fixture, result) -> list[str]:
-    """Problems with the shape of the returned mapping itself (keys, types, dtypes, shapes, finiteness)."""
+def validate(fixture, result, returns: Collection[str] | None = None) -> list[str]:
+    """Problems with the shape of the returned mapping itself (keys, types, dtypes, shapes, finiteness).
+
+    ``returns``: the outputs the implementation declares it returns; a missing output outside them is no problem.
+    """
     if not isinstance(result, Mapping):
         return [f"run() returned {type(result).__name__}, expected a mapping of output name -> numpy.ndarray"]
     expected = fixture.expected
-    problems = [f"missing output {k!r}" for k in expected if k not in result]
+    problems = [f"missing output {k!r}" for k in expected
+                if k not in result and (returns is None or k in returns)]
     problems += [f"unexpected output {k!r} (allowed: {', '.join([*expected, 'trace'])})"
                  for k in result if k not in expected and k != "trace"]
     for name in expected:
@@ -192,19 +197,33 @@ def localise_trace(fixture, trace) -> list[str]:
 
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
-            repro: str | None = None, diagnose=None) -> Verdict:
-    """Check ``result`` against ``fixture``: passed or failed, with a message that stands alone in a bug report."""
+            repro: str | None = None, diagnose=None, can_trace: bool = True,
+            returns: Collection[str] | None = None) -> Verdict:
+    """Check ``result`` against ``fixture``: passed or failed, with a message that stands alone in a bug report.
+
+    ``can_trace``: whether the implementation could return a ``trace`` (else no hint to return one).
+    ``returns``: the outputs the implementation declares it returns (None: all). Outputs it leaves out are not
+    compared; when everything it returned agrees the verdict is PARTIAL, never PASSED, and says what was not
+    checked. ``diagnose(fixture, result)``: text for a failure, each line shown as ``diagnosis: ...``.
+    """
     who = f"implementation {impl_name!r}" + (f" {impl_version}" if impl_version else "")
     head = f"{fixture.citation}: {who}"
     repro_line = f"repro: {repro}" if repro else None
-    problems = validate(fixture, result)
+    problems = validate(fixture, result, returns)
     if problems:
         lines = [f"{head} returned unusable output:", *(f"  - {p}" for p in problems)]
         return Verdict(Status.FAILED, "\n".join([*lines, *([repro_line] if repro_line else [])]))
 
+    checked = [k for k in fixture.expected if k in result]
+    left_out = [k for k in fixture.expected if k not in result]
+    not_returned = (f"not returned (the implementation declares it returns only "
+                    f"{', '.join(map(repr, sorted(returns or ())))}): {', '.join(map(repr, left_out))}")
+    if not checked:
+        return Verdict(Status.SKIPPED, f"{head} returns none of this fixture's outputs; {not_returned}")
+
     lines, worst, mismatched = [], 0.0, []
-    for name, want in fixture.expected.items():
-        got = result[name]
+    for name in checked:
+        want, got = fixture.expected[name], result[name]
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
         worst = max(worst, float(diff.max(initial=0.0)))
         bad = ~close(got, want, fixture.tolerance)
@@ -219,19 +238,24 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
                      f"max rel error {rel:.3g} over non-zero expected values (rtol {fixture.tolerance['rtol']:g})")
         lines.append(f"    first offending element {_describe_index(fixture, name, index)}: "
                      f"expected {float(want[index]):.7g}, got {float(got[index]):.7g}")
+    if not mismatched and left_out:
+        return Verdict(Status.PARTIAL, f"{head}: partial: the outputs returned are within tolerance "
+                                       f"(checked: {', '.join(map(repr, checked))}); {not_returned}", worst)
     if not mismatched:
         return Verdict(Status.PASSED, f"{head}: all outputs within tolerance", worst)
 
     lines.insert(0, f"{head} does not match Keras ({fixture.layer}, tags: {', '.join(fixture.tags) or '-'}):")
+    if left_out:
+        lines.append(f"  {not_returned}")
     located = localise_trace(fixture, result.get("trace"))
     if located:
         lines += [f"  {line}" for line in located]
-    elif not any(result[m].ndim == len(family_of(fixture).output_axes) for m in mismatched):
+    elif can_trace and not any(result[m].ndim == len(family_of(fixture).output_axes) for m in mismatched):
         lines.append("  (final values only: return a 'trace' mapping to locate the first diverging step and gate)")
     if diagnose is not None:
         named = diagnose(fixture, result)
         if named:
-            lines.append(f"  diagnosis: {named}")
+            lines += [f"  diagnosis: {line}" for line in named.splitlines() if line.strip()]
     if repro_line:
         lines.append(repro_line)
     return Verdict(Status.FAILED, "\n".join(lines), worst, mismatched)

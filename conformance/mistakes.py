@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from typing import Callable, Mapping
 
 import numpy as np
@@ -42,6 +43,7 @@ class Problem:
     inputs: Mapping
     calls: Mapping | None
     overrides: Overrides = reference.KERAS
+    post: Callable[[dict], dict] | None = None   # the port's result made from what the reference computed
 
     @classmethod
     def of(cls, fixture) -> "Problem":
@@ -49,8 +51,40 @@ class Problem:
                    dict(fixture.inputs), fixture.meta.get("calls"))
 
     def outputs(self) -> dict:
-        return reference.compute(self.layer, self.config, self.weights, self.gates, self.activations,
-                                 self.inputs, self.overrides, self.calls)
+        result = reference.compute(self.layer, self.config, self.weights, self.gates, self.activations,
+                                   self.inputs, self.overrides, self.calls)
+        return result if self.post is None else self.post(result)
+
+    def overridden(self, **pieces) -> "Problem":
+        """This problem with ``pieces`` of ``Overrides`` applied after the ones it already has (a second mistake
+        composes with the first: cells wrap, layer hooks run in turn; two different merges do not compose)."""
+        return dataclasses.replace(self, overrides=chain(self.overrides, Overrides(**pieces)))
+
+    def posted(self, post: Callable[[dict], dict]) -> "Problem":
+        """This problem with ``post`` applied to the result after any ``post`` it already has."""
+        first = self.post
+        return dataclasses.replace(self, post=post if first is None else (lambda result: post(first(result))))
+
+
+class NotComposable(Exception):
+    """Two mistakes that replace the same piece (two Bidirectional merges): their pair is not evaluated."""
+
+
+def chain(first: Overrides, second: Overrides) -> Overrides:
+    """``first``'s overrides, then ``second``'s: ``second``'s cell wraps the cell ``first`` makes, and layer hooks
+    run first's then second's."""
+    def then(a, b, both):
+        return b if a is None else a if b is None else both
+    cell = then(first.cell, second.cell,
+                lambda fam: second.cell(dataclasses.replace(fam, cell=first.cell(fam))))
+    before = then(first.before_layer, second.before_layer,
+                  lambda layer, config, inputs: second.before_layer(layer, *first.before_layer(layer, config, inputs)))
+    after = then(first.after_layer, second.after_layer,
+                 lambda layer, config, inputs, result: second.after_layer(
+                     layer, config, inputs, first.after_layer(layer, config, inputs, result)))
+    if first.merge is not None and second.merge is not None:
+        raise NotComposable("two Bidirectional merges")
+    return Overrides(cell=cell, before_layer=before, after_layer=after, merge=first.merge or second.merge)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +190,7 @@ def _gru_bias_rows_swapped(problem):
 def _override(needs: Callable[[Problem], bool], **pieces):
     """A mistake computed by the reference with ``pieces`` of ``Overrides`` replaced, where ``needs`` holds."""
     def transform(problem):
-        return dataclasses.replace(problem, overrides=Overrides(**pieces)) if needs(problem) else None
+        return problem.overridden(**pieces) if needs(problem) else None
     return transform
 
 
@@ -323,6 +357,94 @@ def _stateful_not_carried(problem):
     return dataclasses.replace(problem, calls={**problem.calls, "reset_before": list(range(len(problem.calls["steps"])))})
 
 
+def _states_advanced_twice(problem):
+    """Each call of a stateful layer run over its chunk twice: the outputs are the first pass's, the returned (and
+    carried) states the second pass's, which starts from the first pass's final states."""
+    calls = problem.calls
+    if not calls or not calls.get("steps"):
+        return None
+    steps = [int(n) for n in calls["steps"]]
+    chunks = wrappers.split_calls(problem.inputs, calls)
+    inputs = dict(problem.inputs)
+    for name in ("x", "mask"):
+        if name in inputs:
+            inputs[name] = np.concatenate([c[name] for c in chunks for _ in range(2)], axis=1)
+    doubled = {**calls, "steps": [n for n in steps for _ in range(2)],
+               "reset_before": [2 * k for k in calls.get("reset_before", ())]}
+
+    def post(result):
+        """Call k: outputs and trace from pass 2k, states from pass 2k + 1."""
+        out, trace = {}, {}
+        for k in range(len(steps)):
+            for name, value in wrappers.sub_mapping(result, f"calls/{2 * k}").items():
+                if not name.startswith("state_"):
+                    out[f"calls/{k}/{name}"] = value
+            for name, value in wrappers.sub_mapping(result, f"calls/{2 * k + 1}").items():
+                if name.startswith("state_"):
+                    out[f"calls/{k}/{name}"] = value
+            first_pass = wrappers.sub_mapping(result.get("trace", {}), f"calls/{2 * k}")
+            trace.update({f"calls/{k}/{name}": value for name, value in first_pass.items()})
+        out["trace"] = trace
+        return out
+    return dataclasses.replace(problem, inputs=inputs, calls=doubled).posted(post)
+
+
+# -- reduced precision: every tensor of the computation stored in bfloat16 or float16 -------------------
+
+def round_bfloat16(a) -> np.ndarray:
+    """``a`` rounded to bfloat16 (round to nearest, ties to even, on the upper 16 bits of float32), as float64."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def round_float16(a) -> np.ndarray:
+    """``a`` rounded to IEEE float16 (numpy's, round to nearest even), as float64."""
+    return np.asarray(a, np.float64).astype(np.float16).astype(np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    name: str                     # as numpy and the runtimes spell it
+    short: str                    # bf16, f16
+    unit_roundoff: float          # 2**-(significand bits): the largest relative error of one rounding
+    round: Callable[[np.ndarray], np.ndarray]
+
+
+PRECISIONS = (Precision("bfloat16", "bf16", 2.0 ** -8, round_bfloat16),
+              Precision("float16", "f16", 2.0 ** -11, round_float16))
+
+
+def _rounded_cell(rnd: Callable):
+    """Overrides.cell: every tensor a step reads or makes rounded (x, states, pre-activations, gates, new states);
+    the matmuls accumulate in float64, as bfloat16 and float16 hardware accumulates in float32."""
+    def through(act):
+        return None if act is None else (lambda v: rnd(act(rnd(v))))
+
+    def override(fam):
+        def cell(x, states, w, act, rec_act, config):
+            values, new = fam.cell(rnd(x), tuple(rnd(s) for s in states), w, through(act), through(rec_act), config)
+            return {k: rnd(v) for k, v in values.items()}, tuple(rnd(s) for s in new)
+        return cell
+    return override
+
+
+def _reduced_precision(precision: Precision):
+    """The whole computation in ``precision``: weights and inputs rounded once, every step as ``_rounded_cell``,
+    every returned array rounded."""
+    rnd = precision.round
+
+    def after(layer, config, inputs, result):
+        return {k: (v if k == "trace" else rnd(v)) for k, v in result.items()}
+
+    def transform(problem):
+        weights = {k: rnd(v) for k, v in problem.weights.items()}
+        inputs = {k: (v if k == "mask" else rnd(v)) for k, v in problem.inputs.items()}
+        return dataclasses.replace(problem, weights=weights, inputs=inputs).overridden(
+            cell=_rounded_cell(rnd), after_layer=after)
+    return transform
+
+
 def _build() -> list[Mistake]:
     mistakes = []
     for order in itertools.permutations(LSTM_ORDER):
@@ -388,6 +510,9 @@ def _build() -> list[Mistake]:
                 "bidirectional-lstm-sum-sequences"),
         Mistake("stateful-state-not-carried", "the state reset between calls of a stateful layer",
                 _stateful_not_carried, "stateful-lstm-three-calls"),
+        Mistake("states-advanced-twice", "the states of a stateful layer advanced twice per call (each call's "
+                "chunk run a second time from the states it ended with; those states returned and carried)",
+                _states_advanced_twice, "stateful-lstm-three-calls"),
         Mistake("conv-lstm-kernel-oihw", "the ConvLSTM kernels read in PyTorch's Conv layout (out, in, *kernel_size) "
                 "instead of Keras's (*kernel_size, in, 4*filters)", _conv_kernels(_read_oihw), "conv-lstm2d-basic"),
         Mistake("conv-lstm-gate-axis", "the ConvLSTM kernels read as (*kernel_size, 4*filters, in): the gate blocks "
@@ -405,35 +530,273 @@ def _build() -> list[Mistake]:
                 _override(_even_kernel, cell=_conv_cell(conv=functools.partial(conv_lstm.convolve, extra_before=True))),
                 "conv-lstm1d-same-even-kernel"),
     ]
+    # last: composed with another mistake (diagnosis tries pairs in catalogue order), the rounding wraps it
+    mistakes += [Mistake(f"reduced-precision-{p.short}",
+                         f"every tensor rounded to {p.name} (weights, inputs, each step's pre-activations, gates "
+                         f"and states): a runtime computing in {p.name}", _reduced_precision(p), "lstm-basic")
+                 for p in PRECISIONS]
     return mistakes
 
 
 CATALOGUE: list[Mistake] = _build()
 BY_KEY = {m.key: m for m in CATALOGUE}
+PRECISION_MISTAKES = [BY_KEY[f"reduced-precision-{p.short}"] for p in PRECISIONS]
 
 
-def matching(fixture, result: Mapping) -> list[Mistake]:
-    """Every catalogued mistake whose outputs the returned ``result`` reproduces within tolerance."""
-    found = []
+# -- diagnosis -----------------------------------------------------------------------------------------
+#
+# Run only on a failure. In turn, stopping at the first that explains the failure (exact before statistical):
+#   1. one catalogued mistake reproduced within tolerance (``matching``);
+#   2. returned outputs that hold what was expected for other outputs of the same shape (``permuted``);
+#   3. two catalogued mistakes at once reproduced within tolerance (``exact_pairs``; a precision mistake counts);
+#   4. an error spread over every element at the size of rounding to bfloat16 or float16 (``precision``);
+#   5. one catalogued mistake up to the error of reduced precision (``rounded_single``: a real runtime in bfloat16
+#      that also makes the mistake);
+#   6. else the catalogued mistake closest to the result, when it explains at least half of the squared error
+#      (``closest``).
+
+EXPLAINED_SHARE = 0.5   # the closest mistake is named only when it removes at least this share of the squared error
+ROUNDING_LEFT = 0.9     # a mistake named "in reduced precision" removes at least this share of the squared error
+MAX_PAIRS = 200         # pairs of mistakes composed at most, per failure (worst case over the gallery: 0.4 s of CPU)
+
+
+def _checked(fixture, result: Mapping) -> list[str]:
+    """The expected outputs the result holds, as arrays of the expected shape (a partial port returns only some)."""
+    return [k for k, v in fixture.expected.items()
+            if isinstance(result.get(k), np.ndarray) and result[k].shape == np.shape(v)]
+
+
+def _agrees(fixture, result: Mapping, wanted: Mapping, keys) -> bool:
+    return all(np.shape(wanted.get(k)) == result[k].shape and close(result[k], wanted[k], fixture.tolerance).all()
+               for k in keys)
+
+
+def _computed(mistake_or_problem, fixture) -> dict | None:
+    """A mistake's outputs on this fixture; None where it does not apply or cannot be computed here."""
+    try:
+        wrong = mistake_or_problem.outputs(fixture)
+    except Exception:  # noqa: BLE001 - a mistake that cannot be computed here simply does not match
+        return None
+    return None if wrong is None else {k: v for k, v in wrong.items() if k != "trace"}
+
+
+def _singles(fixture, keys) -> dict[str, dict]:
+    """Every catalogued mistake that applies and is distinguishable from Keras on ``keys``: key -> outputs."""
+    out = {}
     for mistake in CATALOGUE:
-        try:
-            wrong = mistake.outputs(fixture)
-        except Exception:  # noqa: BLE001 - a mistake that cannot be computed here simply does not match
+        wrong = _computed(mistake, fixture)
+        if wrong is not None and not _agrees(fixture, wrong, fixture.expected, keys):
+            out[mistake.key] = wrong
+    return out
+
+
+def matching(fixture, result: Mapping, singles: Mapping[str, dict] | None = None) -> list[Mistake]:
+    """Every catalogued mistake whose outputs the returned ``result`` reproduces within tolerance (on the outputs
+    it returned)."""
+    keys = _checked(fixture, result)
+    if not keys:
+        return []
+    singles = _singles(fixture, keys) if singles is None else singles
+    return [BY_KEY[key] for key, wrong in singles.items() if _agrees(fixture, result, wrong, keys)]
+
+
+def permuted(fixture, result: Mapping) -> list[str]:
+    """``output 'X' holds what was expected for 'Y'``, for every returned output that is wrong where it is but
+    agrees with another expected output of the same shape (a runtime that orders its outputs differently)."""
+    lines = []
+    for name in _checked(fixture, result):
+        got = result[name]
+        if close(got, fixture.expected[name], fixture.tolerance).all():
             continue
-        if wrong is None or all(close(wrong[k], v, fixture.tolerance).all() for k, v in fixture.expected.items()):
-            continue  # not applicable, or indistinguishable from Keras on this fixture
-        if all(isinstance(result.get(k), np.ndarray) and result[k].shape == np.shape(wrong.get(k))
-               and close(result[k], wrong[k], fixture.tolerance).all() for k in fixture.expected):
-            found.append(mistake)
-    return found
+        others = [k for k, v in fixture.expected.items()
+                  if k != name and np.shape(v) == got.shape and close(got, v, fixture.tolerance).all()]
+        if others:
+            also = (f" (equally {', '.join(map(repr, others[1:]))}, equal to it on this fixture)"
+                    if len(others) > 1 else "")
+            lines.append(f"output {name!r} holds what was expected for {others[0]!r}{also}")
+    return lines
+
+
+# Reduced precision. Errors are measured at each output's own scale: |got - want| / max(|want|, s), where s is
+# the median magnitude of that output's non-zero expected values (an element near zero is judged by the absolute
+# error the output's typical values would have); each distinct (expected, returned) pair of values counts once (a
+# final state that is also the output is one element), and at least MIN_ELEMENTS are needed to judge anything.
+# An error is consistent with computing in precision P when
+#   (a) spread: at least SPREAD of the elements P cannot hold exactly (non-zero expected values whose rounding to P
+#       moves them by more than float32 arithmetic would: FLOAT32_NOISE, four float32 roundings) are off by more
+#       than FLOAT32_NOISE;
+#   (b) as large as P: at least REACHED of them are off by at least their own rounding error to P (the result of a
+#       computation carried out in P is no closer to the exact value than the nearest P number, but where a last
+#       operation ran wider; a computation in a finer precision leaves most elements closer than that);
+#   (c) no larger than P explains: no element is off by more than WITHIN * P's unit roundoff (4 bits lost to
+#       accumulation; computing every gallery fixture with each step rounded to P, to nearest, stays below 15);
+#   (d) not one-sided: it is not so that at most BALANCE (or at least 1 - BALANCE) of the elements in error err away
+#       from zero and that chance does not explain it (two-sided binomial p < CHANCE for errors either way with even
+#       odds). Rounding to nearest errs both ways; a scaling, an offset or a one-sided mistake errs one way; so does
+#       rounding toward zero, which is not claimed.
+# The coarsest consistent precision is named (a finer one would have erred less); none when the error is
+# concentrated (some elements exact: (a)), somewhere far off ((c)) or one-sided ((d)). Over the gallery, these name
+# the precision of 98% of runs emulated in bfloat16 or float16 (rounding every step, only the outputs, or all but
+# the pre-activations), never float16 for a bfloat16 run nor bfloat16 for a float16 one; for outputs scaled by
+# 0.98, 1.003, 1.01, 1.02 or 1.05 they claim something once in 625 (float16, for 1.003 on a 16-value fixture);
+# they claim bfloat16 for 0.4% of the catalogued mistakes (each a mistake whose effect on that fixture is a few
+# percent, bfloat16's own size) and float16 for none.
+SPREAD, REACHED, WITHIN, BALANCE, CHANCE, FLOAT32_NOISE = 0.9, 0.75, 16, 0.1, 0.01, 2.0 ** -21
+MIN_ELEMENTS = 8        # distinct non-zero expected elements: fewer cannot show how an error is distributed
+
+
+def _one_sided(k: int, n: int) -> bool:
+    """``k`` of ``n`` errors away from zero is one-sided: outside [BALANCE, 1 - BALANCE], and beyond chance."""
+    fewer = min(k, n - k)
+    if n == 0 or fewer >= BALANCE * n:
+        return False
+    log_half = n * math.log(0.5)
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
+               for i in range(fewer + 1))
+    return 2 * tail < CHANCE
+
+
+def precision(result: Mapping, want: Mapping, keys) -> tuple[Precision, float, bool] | None:
+    """The precision whose rounding error the result's error against ``want`` (float64) is consistent with, the
+    median relative error, and whether every returned value is exactly a number of that precision; or None."""
+    wants, gots, scales = [], [], []
+    for k in keys:
+        w = np.asarray(want[k], np.float64).ravel()
+        if np.any(w):
+            wants.append(w)
+            gots.append(np.asarray(result[k], np.float64).ravel())
+            scales.append(np.maximum(np.abs(w), np.median(np.abs(w[w != 0]))))
+    if not wants:
+        return None
+    # each distinct (expected, returned) element once: a final state returned also as the output is one element
+    w, g, scale = np.unique(np.stack([np.concatenate(wants), np.concatenate(gots), np.concatenate(scales)]), axis=1)
+    if np.count_nonzero(w) < MIN_ELEMENTS:
+        return None
+    error = np.abs(g - w) / scale
+    for p in PRECISIONS:
+        rounding = np.abs(p.round(w) - w) / scale
+        seen = (w != 0) & (rounding > FLOAT32_NOISE)   # elements P cannot hold exactly: there an error must show
+        off = seen & (error > FLOAT32_NOISE)
+        if not off.any() or np.mean(off[seen]) < SPREAD or np.mean(error[seen] >= rounding[seen]) < REACHED:
+            continue
+        away = int(np.sum((g - w)[off] * np.sign(w[off]) > 0))
+        if error.max() <= WITHIN * p.unit_roundoff and not _one_sided(away, int(off.sum())):
+            return p, float(np.median(error[seen])), bool(np.all(p.round(g) == g))
+    return None
+
+
+def _precision_words(found) -> str:
+    p, median, representable = found
+    text = (f"consistent with computing in {p.name} (median rel error {median:.2g}; {p.short} unit roundoff "
+            f"{p.unit_roundoff:.2g})")
+    if p.name == "float16":
+        text += " or with TensorFloat-32 matmuls (as many significand bits)"
+    return text + ("; every returned value is exactly a " + p.name + " number" if representable else "")
+
+
+def _squared_error(result: Mapping, want: Mapping, keys) -> float:
+    return float(sum(np.sum((np.asarray(result[k], np.float64) - np.asarray(want[k], np.float64)) ** 2)
+                     for k in keys))
+
+
+def _pair(first: Mistake, second: Mistake) -> Mistake:
+    """``first`` then ``second`` on one problem (its outputs: None where either does not apply; NotComposable
+    raised where they replace the same piece)."""
+    def transform(problem):
+        changed = first.transform(problem)
+        return None if changed is None else second.transform(changed)
+    return Mistake(f"{first.key}+{second.key}", f"{first.description}, and {second.description}", transform, "")
+
+
+def _shares(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> dict[str, float]:
+    """The share of the squared error against Keras (``want``) each single mistake removes (negative: adds)."""
+    baseline = _squared_error(result, want, keys)
+    if baseline == 0:
+        return {key: 0.0 for key in singles}
+    return {key: 1 - _squared_error(result, wrong, keys) / baseline for key, wrong in singles.items()}
+
+
+def exact_pairs(fixture, result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+    """Two catalogued mistakes at once, reproduced within tolerance. Tried: pairs of applicable mistakes (composed
+    in catalogue order, the rounding of a precision mistake last) one of which by itself brings the outputs closer
+    to the result (a smaller squared error than Keras's; a pair neither of whose halves does is no suspect), the
+    most promising first (by the share of the squared error the better half removes, then the other), at most
+    MAX_PAIRS, stopping at the first match. Two precision mistakes are no pair."""
+    share = _shares(result, keys, singles, want)
+    order = [m for m in CATALOGUE if m.key in singles]
+    suspects = sorted(((first, second) for a, first in enumerate(order) for second in order[a + 1:]
+                       if max(share[first.key], share[second.key]) > 0
+                       and not (first in PRECISION_MISTAKES and second in PRECISION_MISTAKES)),
+                      key=lambda pair: (-max(share[m.key] for m in pair), -min(share[m.key] for m in pair)))
+    for first, second in suspects[:MAX_PAIRS]:
+        wrong = _computed(_pair(first, second), fixture)   # None too where they do not compose
+        if wrong is not None and _agrees(fixture, result, wrong, keys):
+            return [f"matches the reference computed with two mistakes at once: {first.description} "
+                    f"[mistake {first.key}]; and {second.description} [mistake {second.key}]"]
+    return []
+
+
+def rounded_single(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+    """A catalogued mistake made in reduced precision by a real runtime, which no emulation reproduces bit for bit:
+    the first single mistake whose outputs the result matches up to the error of reduced precision (``precision``),
+    among those that remove at least ROUNDING_LEFT of the squared error (what is left is rounding) and differ from
+    Keras by more than rounding would."""
+    share = _shares(result, keys, singles, want)
+    for key, wrong in singles.items():
+        if BY_KEY[key] in PRECISION_MISTAKES or share[key] < ROUNDING_LEFT or precision(wrong, want, keys):
+            continue  # a mistake that differs from Keras like rounding does cannot be told apart from it so
+        found = precision(result, wrong, keys)
+        if found is not None:
+            return [f"matches the reference computed with {BY_KEY[key].description} [mistake {key}], "
+                    f"in reduced precision: {_precision_words(found)}"]
+    return []
+
+
+def closest(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+    """The catalogued mistake whose outputs are nearest the result, when it removes at least EXPLAINED_SHARE of
+    the squared error against Keras."""
+    baseline = _squared_error(result, want, keys)
+    if not singles or baseline == 0:
+        return []
+    key, error = min(((k, _squared_error(result, w, keys)) for k, w in singles.items()), key=lambda kv: kv[1])
+    share = 1 - error / baseline
+    if share < EXPLAINED_SHARE:
+        return []
+    left = max(float(np.max(np.abs(np.asarray(result[k], np.float64) - singles[key][k]))) for k in keys)
+    return [f"closest catalogued mistake: {BY_KEY[key].description} [mistake {key}]: it explains "
+            f"{share:.0%} of the squared error (max abs error left {left:.3g})"]
+
+
+def _reference(fixture) -> dict:
+    """Keras's outputs from the reference in float64 (the fixture's stored float32 values where it cannot)."""
+    try:
+        return Problem.of(fixture).outputs()
+    except Exception:  # noqa: BLE001 - e.g. an activation the reference does not implement
+        return {k: np.asarray(v, np.float64) for k, v in fixture.expected.items()}
 
 
 def diagnose(fixture, result: Mapping) -> str | None:
-    """Plain words for the failure message, or None when no catalogued mistake explains it."""
-    found = matching(fixture, result)
-    if not found:
+    """Plain words for the failure message, one line per finding (``compare`` prefixes each with
+    ``diagnosis:``); None when the returned outputs agree with the fixture (nothing to diagnose)."""
+    keys = _checked(fixture, result)
+    if not keys or _agrees(fixture, result, fixture.expected, keys):
         return None
-    text = f"matches the reference computed with {found[0].description}"
-    if len(found) > 1:
-        text += " (equally consistent with: " + "; ".join(m.description for m in found[1:]) + ")"
-    return text + f" [mistake {found[0].key}]"
+    singles = _singles(fixture, keys)
+    found = matching(fixture, result, singles)
+    if found:
+        text = f"matches the reference computed with {found[0].description}"
+        if len(found) > 1:
+            text += " (equally consistent with: " + "; ".join(m.description for m in found[1:]) + ")"
+        return text + f" [mistake {found[0].key}]"
+    lines = ["no single catalogued mistake matches"]
+    moved = permuted(fixture, result)
+    lines += moved
+    wrong = [k for k in keys if not close(result[k], fixture.expected[k], fixture.tolerance).all()]
+    if len(moved) == len(wrong):
+        return "\n".join(lines)
+    want = _reference(fixture)
+    explained = (exact_pairs(fixture, result, keys, singles, want)
+                 or [_precision_words(found) for found in [precision(result, want, keys)] if found]
+                 or rounded_single(result, keys, singles, want)
+                 or closest(result, keys, singles, want))
+    return "\n".join([*lines, *explained])

@@ -9,7 +9,7 @@ import pytest
 
 from conformance import Unsupported, list_fixtures
 from conformance.compare import matches
-from conformance.mistakes import CATALOGUE, diagnose
+from conformance.mistakes import CATALOGUE, Problem, diagnose
 from conformance.registry import Implementation
 from conformance.suite import Case, judge
 
@@ -73,12 +73,31 @@ def test_mistake_is_named_in_the_failure_message(mistake):
     assert verdict.status == "failed", verdict.message
     assert fixture.citation in verdict.message
     assert mistake.description in verdict.message, verdict.message
+    assert f"[mistake {mistake.key}]" in verdict.message
+    assert "no single catalogued mistake matches" not in verdict.message, verdict.message
 
 
 def test_correct_output_is_not_diagnosed_as_a_mistake():
-    for fixture in GALLERY[:20]:
+    for fixture in GALLERY:
         expected = {k: np.array(v) for k, v in fixture.expected.items()}
         assert diagnose(fixture, expected) is None, fixture.id
+
+
+NOT_PRECISION = [m for m in CATALOGUE if not m.key.startswith("reduced-precision-")]
+
+
+@pytest.mark.parametrize("mistake", NOT_PRECISION, ids=[m.key for m in NOT_PRECISION])
+def test_a_mistake_in_bfloat16_is_named_as_a_pair_on_its_fixture(mistake):
+    """Every mistake composes with the bfloat16 emulation (``mistakes.chain``): a port making it in bfloat16 is
+    named with both, whichever way the diagnosis finds the pair."""
+    fixture = BY_ID[mistake.fixture]
+    bf16 = next(m for m in CATALOGUE if m.key == "reduced-precision-bf16")
+    both = bf16.transform(mistake.transform(Problem.of(fixture))).outputs()
+    result = {k: np.asarray(v, np.float32) for k, v in both.items() if k != "trace"}
+    text = diagnose(fixture, result)
+    assert text and f"[mistake {mistake.key}]" in text, text
+    assert (f"[mistake {bf16.key}]" in text
+            or "in reduced precision: consistent with computing in bfloat16" in text), text
 
 
 def test_onnx_order_message_reads_in_plain_words():

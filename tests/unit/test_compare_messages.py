@@ -157,3 +157,43 @@ def test_failure_message_with_a_misnamed_trace_says_what_was_expected():
     assert "not compared, unknown name: 'gate_i'" in outcome.message
     assert "expected names 'i', 'f', 'c_tilde', 'o', 'c', 'h'" in outcome.message
     assert "final values only" not in outcome.message
+
+
+def final_only(extra=()):
+    """A fixture whose outputs are final values only (no sequence): the trace hint applies."""
+    fixture = fake()
+    fixture.expected = {"output": TRACE["h"][:, -1], **{name: TRACE["c"][:, -1] for name in extra}}
+    return fixture
+
+
+def test_every_diagnosis_line_is_prefixed_for_the_bug_report():
+    fixture = final_only()
+    wrong = {"output": fixture.expected["output"] + 0.5}
+    outcome = compare(fixture, wrong, "my-port", diagnose=lambda f, r: "first finding\nsecond finding\n")
+    lines = outcome.message.splitlines()
+    assert "  diagnosis: first finding" in lines and "  diagnosis: second finding" in lines
+    assert sum(line.strip().startswith("diagnosis:") for line in lines) == 2
+
+
+def test_the_trace_hint_only_for_an_implementation_that_can_return_one():
+    fixture = final_only()
+    wrong = {"output": fixture.expected["output"] + 0.5}
+    assert "return a 'trace' mapping" in compare(fixture, wrong, "my-port").message
+    assert "return a 'trace'" not in compare(fixture, wrong, "my-port", can_trace=False).message
+
+
+def test_declared_outputs_partial_when_they_agree_failed_when_not():
+    from conformance.verdict import Status
+    fixture = final_only(extra=("state_c",))
+    right = {"output": np.array(fixture.expected["output"])}
+    partial = compare(fixture, right, "converter", returns=frozenset({"output"}))
+    assert partial.status == Status.PARTIAL and not partial.ok
+    assert "checked: 'output'" in partial.message and "'state_c'" in partial.message
+    assert partial.message.startswith("tiny@sha256:00000000: implementation 'converter'")
+    wrong = compare(fixture, {"output": right["output"] + 0.5}, "converter", returns={"output"})
+    assert wrong.status == Status.FAILED and wrong.mismatched == ["output"] and "not returned" in wrong.message
+    assert compare(fixture, right, "converter").status == Status.FAILED            # undeclared: missing 'state_c'
+    assert compare(fixture, {"output": right["output"], "state_c": np.array(fixture.expected["state_c"])},
+                   "converter", returns={"output"}).status == Status.PASSED       # returned everything after all
+    nothing = compare(fixture, {}, "converter", returns={"forward/output"})
+    assert nothing.status == Status.SKIPPED and "returns none of this fixture's outputs" in nothing.message
