@@ -483,8 +483,10 @@ def _build() -> list[Mistake]:
                 _override(lambda p: _masked(p) and not any(c.get("zero_output_for_mask") for c in _configs(p)),
                           before_layer=_config({"zero_output_for_mask": True})),
                 "lstm-mask-middle"),
-        Mistake("masked-output-h0", "h0 output at leading masked steps (Keras outputs zeros there)",
-                _override(lambda p: _masked(p) and _has_initial_state(p), after_layer=_h0_at_leading_masked_steps),
+        Mistake("masked-output-h0", "h0 output at leading masked steps (Keras outputs zeros there; in a stateful "
+                "call, h0 is the state carried from the previous call)",
+                _override(lambda p: _masked(p) and (_has_initial_state(p) or bool(p.calls)),
+                          after_layer=_h0_at_leading_masked_steps),
                 "lstm-mask-leading-initial-state"),
         Mistake("mask-ignored", "the mask ignored", _override(_masked, before_layer=_drop_inputs("mask")), "lstm-mask-trailing"),
         Mistake("initial-state-ignored", "the initial state ignored (zeros used)",
@@ -503,6 +505,11 @@ def _build() -> list[Mistake]:
         Mistake("bidirectional-halves-swapped", "the forward and backward halves of Bidirectional exchanged",
                 _override(lambda p: p.layer == "Bidirectional", merge=_halves_swapped),
                 "bidirectional-lstm-concat-sequences"),
+        Mistake("bidirectional-mask-not-zeroed", "Bidirectional's masked steps not zeroed: each half repeats its "
+                "previous output there (Keras sets zero_output_for_mask = return_sequences on both halves)",
+                _override(lambda p: p.layer == "Bidirectional" and _masked(p) and bool(p.config.get("return_sequences")),
+                          before_layer=_config({"zero_output_for_mask": False})),
+                "bidirectional-lstm-mask-sequences"),
         Mistake("bidirectional-backward-not-reversed", "the Bidirectional backward sequence left in processing "
                 "order (Keras flips it back to time order)",
                 _override(lambda p: p.layer == "Bidirectional" and p.config.get("return_sequences"),
