@@ -18,6 +18,7 @@ from .verdict import Status
 
 WRONG = (Status.FAILED.value, Status.XFAILED.value, Status.CRASHED.value)  # the port gave wrong numbers, or none
 _CITATION = re.compile(r"^\S+@sha256:[0-9a-f]+: ")
+_LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
 # per-case numbers in diagnosis lines: left out so cases wrong for one reason group together
 _DETAIL = re.compile(r" \((?:median rel error|max abs error left) [^)]*\)"
                      r"|; every returned value is exactly a \w+ number|: it explains \d+% of the squared error")
@@ -31,11 +32,17 @@ class Divergence:
     fixtures: set[str]
     smallest: str                   # citation of the smallest fixture showing it
 
-    def line(self) -> str:
-        known = {"xfailed": "known (ledger)", "crashed": "tool crashed", "failed": "NEW"}[self.status]
+    def line(self, markdown: bool = False) -> str:
+        """One line: what, where, how many fixtures, the smallest one's citation; a ledger link as a Markdown link."""
+        known = {"xfailed": "known, in the ledger", "crashed": "the tool crashed", "failed": "NEW"}[self.status]
         n = len(self.fixtures)
-        return (f"{self.what} — {', '.join(self.where)}; {n} fixture{'s' * (n != 1)}; "
-                f"smallest: `{self.smallest}` [{known}]")
+        what = self.what
+        linked = _LINKED.match(what)
+        if markdown and linked:
+            what = f"{linked['reason']} ([source]({linked['link']}))"
+        return (f"**{', '.join(self.where)}**: {what} — {n} fixture{'s' * (n != 1)}, smallest "
+                f"`{self.smallest}` ({known})" if markdown else
+                f"{', '.join(self.where)}: {what} — {n} fixture{'s' * (n != 1)}, smallest {self.smallest} ({known})")
 
 
 def citation(case: dict) -> str:

@@ -46,9 +46,20 @@ FEATURES: list[tuple[str, Callable[[dict], bool]]] = [
     ("all", lambda c: True),
 ]
 
-COUNTED = [("pass", (Status.PASSED.value,)), ("wrong", (Status.FAILED.value, Status.XFAILED.value)),
-           ("crash", (Status.CRASHED.value,)), ("error", (Status.ERROR.value,)),
-           ("partial", (Status.PARTIAL.value,)), ("unsupported", (Status.SKIPPED.value,))]
+def _not_applicable(case: dict) -> bool:
+    """Skipped by ``applies_to``: the fixture is for another Keras than the one the port follows."""
+    return case["status"] == Status.SKIPPED.value and "applies to " in (case.get("message") or "")
+
+
+COUNTED: list[tuple[str, Callable[[dict], bool]]] = [
+    ("pass", lambda c: c["status"] == Status.PASSED.value),
+    ("wrong", lambda c: c["status"] in (Status.FAILED.value, Status.XFAILED.value)),
+    ("crash", lambda c: c["status"] == Status.CRASHED.value),
+    ("error", lambda c: c["status"] == Status.ERROR.value),
+    ("partial", lambda c: c["status"] == Status.PARTIAL.value),
+    ("unsupported", lambda c: c["status"] == Status.SKIPPED.value and not _not_applicable(c)),
+    ("n/a", _not_applicable),
+]
 
 
 def ports_of(summaries: dict[str, dict]) -> list[tuple[str, str]]:
@@ -58,7 +69,7 @@ def ports_of(summaries: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def cell(cases: list[dict]) -> dict[str, int]:
-    counts = {label: sum(c["status"] in statuses for c in cases) for label, statuses in COUNTED}
+    counts = {label: sum(map(test, cases)) for label, test in COUNTED}
     return {k: v for k, v in counts.items() if v}
 
 
@@ -69,6 +80,8 @@ def cell_text(counts: dict[str, int]) -> str:
         return f"✓ {counts['pass']}"
     if set(counts) == {"unsupported"}:
         return "unsupported"
+    if set(counts) == {"n/a"}:
+        return "n/a"
     return " · ".join(f"{n} {label}" for label, n in counts.items())
 
 
@@ -84,7 +97,9 @@ def table(summaries: dict[str, dict]) -> tuple[list[tuple[str, str]], dict[tuple
 
 def _versions(summaries: dict[str, dict], env: str, impl: str) -> str:
     info = (summaries[env].get("implementations") or {}).get(impl) or {}
-    return ", ".join(f"{k} {v}" for k, v in info.items() if v and k not in ("tflite_ops",))
+    # versions and settings; not the long op lists or this machine's folders
+    return ", ".join(f"{k} {v}" for k, v in info.items()
+                     if v and not k.endswith("_ops") and not str(v).startswith(("/", "~")))
 
 
 def to_markdown(summaries: dict[str, dict]) -> str:
@@ -96,12 +111,13 @@ def to_markdown(summaries: dict[str, dict]) -> str:
            f"{len(ports)} ports × {len({c['fixture'] for d in summaries.values() for c in d['cases']})} fixtures, "
            "each checked against what Keras computes (`lstm-conformance report`).", "",
            f"## Divergences found ({len(found)})", ""]
-    out += [f"- {d.line()}" for d in found] or ["None: every port computed what Keras computes where it ran."]
+    out += [f"- {d.line(markdown=True)}" for d in found] or ["None: every port computed what Keras computes where it ran."]
     out += [f"- `{env} {impl}`: {text}" for (env, impl), text in sorted(wide.items())]
     feature_names = [f for f, _ in FEATURES]
     out += ["", "## Port × feature", "",
             "Cells count fixtures: ✓ all pass; *wrong* = failed or a known divergence (ledger); *crash* = the tool "
-            "raised or refused the model; *unsupported* = the port says it cannot express it.", "",
+            "raised or refused the model; *unsupported* = the port says it cannot express it; *n/a* = the fixture "
+            "is for another Keras than the one the port follows (`applies_to`, e.g. Keras 2's `hard_sigmoid`).", "",
             "| port | " + " | ".join(feature_names) + " |", "|---|" + "---|" * len(feature_names)]
     for env, impl in ports:
         if (env, impl) in wide:
@@ -124,7 +140,7 @@ def to_html(summaries: dict[str, dict], css: str = "") -> str:
     items += "".join(f"<li><code>{e(env)} {e(impl)}</code>: {e(text)}</li>" for (env, impl), text in sorted(wide.items()))
 
     def klass(counts):
-        return "passed" if set(counts) == {"pass"} else "skipped" if set(counts) <= {"unsupported"} else "failed"
+        return "passed" if set(counts) == {"pass"} else "skipped" if set(counts) <= {"unsupported", "n/a"} else "failed"
 
     rows = "".join(
         f"<tr><td class=\"fixture\">{e(impl)} <small>{e(env)}</small></td>"

@@ -203,7 +203,7 @@ def _preamble(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
 def _findings_md(summaries: dict[str, dict]) -> list[str]:
     found = findings.divergences(summaries)
     return [f"## Divergences found ({len(found)})", "",
-            *([f"- {d.line()}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
+            *([f"- {d.line(markdown=True)}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
 
 
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:

@@ -98,7 +98,7 @@ def test_findings_come_first_one_line_per_divergence(summaries):
     assert "Loop with a mask input is not supported" in crash.what and crash.fixtures == {"lstm-mask-trailing"}
     markdown = ports.to_markdown(summaries)
     head, _, table = markdown.partition("## Port × feature")
-    assert "## Divergences found" in head and swapped.line() in head and crash.line() in head
+    assert "## Divergences found" in head and swapped.line(markdown=True) in head and crash.line(markdown=True) in head
     # the ledger entry covering the whole doubled column is one line, and the column leaves the table
     assert f"`ports-b ports_impls:doubled`: xfailed on all 5 fixtures: {LEDGER_REASON} ({LEDGER_LINK})" in head
     assert "ports_impls:doubled" not in table.split("## Versions")[0]
