@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import re
 import threading
 import time
@@ -29,6 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import cache
 from ..errors import Unsupported
 from .keras import LAYER_STATES, keras_module, keras_version, backend_name
 from . import quiet
@@ -126,20 +129,39 @@ def _runner(flatbuffer: bytes):
 
 
 class Converted:
-    """One Keras model converted to TFLite, with what is needed to feed it and name its outputs."""
+    """One Keras model converted to TFLite, with what is needed to feed it and name its outputs.
+
+    The flatbuffer and its feeding details are kept in the conversion cache (``conformance.cache``),
+    keyed on the fixture digest, which model (configured, or with the final states), the TensorFlow
+    and Keras versions and the Keras flavour, so a second run does not convert again.
+    """
 
     def __init__(self, fixture, config: Mapping, stateful: bool):
+        parts = {"fixture": fixture.digest, "config": config, "stateful": stateful, "layout": 1,
+                 "tensorflow": _tf().__version__, "keras": keras_version(), "backend": backend_name(),
+                 "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS", "")}
+        folder, self.cache_hit = cache.entry("tflite", parts, lambda out: self._convert(fixture, config, stateful, out))
+        details = json.loads((folder / "details.json").read_text())
+        self.flatbuffer = (folder / "model.tflite").read_bytes()
+        self.input_keys, self.output_keys = details["input_keys"], details["output_keys"]
+        self.output_names, self.ops, self.select_tf_ops = (details["output_names"], details["ops"],
+                                                           details["select_tf_ops"])
+        self.restart()
+
+    @staticmethod
+    def _convert(fixture, config: Mapping, stateful: bool, out) -> None:
         keras = keras_module()
         batch = int(np.shape(fixture.inputs["x"])[0])
-        model, self.input_keys, self.output_keys = keras_load.contract_model(
+        model, input_keys, output_keys = keras_load.contract_model(
             fixture.layer, config, fixture.weights, fixture.inputs, batch_size=batch, stateful=stateful, twin=False)
-        self.output_names = list(getattr(model, "output_names", None) or ())
-        self.flatbuffer, self.select_tf_ops = convert(model, stateful=stateful)
-        self.ops = model_ops(self.flatbuffer)
+        flatbuffer, select_tf_ops = convert(model, stateful=stateful)
+        (out / "model.tflite").write_bytes(flatbuffer)
+        (out / "details.json").write_text(json.dumps({
+            "input_keys": input_keys, "output_keys": output_keys, "select_tf_ops": select_tf_ops,
+            "output_names": list(getattr(model, "output_names", None) or ()), "ops": model_ops(flatbuffer)}))
         del model
         if hasattr(keras, "utils") and hasattr(keras.utils, "clear_session"):
             keras.utils.clear_session()  # symbolic models pile up in the global graph otherwise
-        self.restart()
 
     def restart(self) -> None:
         """A fresh interpreter: ``Interpreter.reset_all_variables()`` resets variable tensors, not the
@@ -178,7 +200,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
         models.append(Converted(fixture, with_states, bool(calls)))
     converted = time.perf_counter()
     ops = sorted(set().union(*(m.ops for m in models)))
-    note = "ops " + ",".join(ops)
+    note = "ops " + ",".join(ops) + ("; cached conversion" if all(m.cache_hit for m in models) else "")
     if any(m.select_tf_ops for m in models):
         note += " (SELECT_TF_OPS enabled: builtins alone failed)"
     with _LOCK:
@@ -203,7 +225,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
                 note += "" if "fresh interpreter" in note else "; reset_before by a fresh interpreter"
             result.update({f"calls/{k}/{name}": v for name, v in outputs(chunk).items()})
     with _LOCK:
-        _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert {converted - started:.2f} s, "
+        _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
                               f"run {time.perf_counter() - converted:.2f} s")
     return result
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed (extra 'keras' of lstm-conformance)")
@@ -195,3 +196,19 @@ def test_tflite_ops_reach_the_json_summary(tmp_path):
         assert case["impl_notes"] and case["impl_notes"].startswith("ops "), (fid, case)
         assert set(case["impl_notes"][4:].split(";")[0].split(" ")[0].split(",")) <= union
     assert "fresh interpreter" in cases["stateful-lstm-reset"]["impl_notes"]
+
+
+def test_a_second_run_reads_the_conversion_from_the_cache(tmp_path, monkeypatch):
+    """TFLite conversions are cached (conformance.cache): the second run converts nothing and gives the same arrays."""
+    from conformance import cache, gallery_dir
+    from conformance.adapters import tflite
+
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path / "cache"))
+    fixture = load_fixture(gallery_dir() / "lstm-mask-trailing")
+    first = tflite.run(fixture.isolated())
+    assert "cached conversion" not in tflite.notes(fixture.id)
+    assert [row[0] for row in cache.summary()] == ["tflite"]
+    monkeypatch.setattr(tflite, "convert", lambda *a, **k: pytest.fail("converted again despite the cache"))
+    second = tflite.run(fixture.isolated())
+    assert "cached conversion" in tflite.notes(fixture.id)
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
