@@ -152,7 +152,8 @@ def stacked_parts(config, weights, gates, activations, inputs) -> list[Part]:
         parts.append(Part(prefix, sub["layer"], sub["config"], sub_mapping(weights, prefix),
                           sub_mapping(gates, prefix), activations[prefix],
                           {**({"x": inputs["x"]} if k == 0 else {}), **mask, **sub_mapping(inputs, prefix)},
-                          note=f"Stacked, layer {k}: a {sub['layer']}"
+                          note=(f"RNN(StackedRNNCells), cell {k}: a {sub['layer']}Cell, stepped in the same loop"
+                                if config.get("cell_wrapper") else f"Stacked, layer {k}: a {sub['layer']}")
                                + (", fed the previous layer's output sequence (x_t below)" if k else "")))
     return parts
 
@@ -237,7 +238,9 @@ def parts(fixture) -> list[Part]:
                      note="time_major=True (Keras 2): x is stored (time, batch, features) and a returned sequence "
                           "(time, batch, units); shown here batch-major")]
     if layer in LAYERS:
-        return [Part("", layer, config, *args)]
+        note = (f"Built by Keras as RNN({layer}Cell(...)) (cell_wrapper): exactly the {layer} layer's recurrence"
+                if config.get("cell_wrapper") else "")
+        return [Part("", layer, config, *args, note=note)]
     family(layer)
     raise AssertionError("unreachable")
 

@@ -308,12 +308,13 @@ def compute_stacked_cells(config: Mapping, weights: Mapping, inputs: Mapping) ->
     x = _tensor(np.asarray(inputs["x"], np.float32))
     configured = bool(rnn_config.get("return_state", False))
     values = [_numpy(v) for v in flatten(build(configured)(x, **kwargs))]
-    result = {"output": values[0]}
+    output = values[0]
     if not configured:
         values = [_numpy(v) for v in flatten(build(True)(x, **kwargs))]
-    states = iter(values[1:])
-    for k, (layer, _) in enumerate(cells):
+    states, result = iter(values[1:]), {}
+    for k, (layer, _) in enumerate(cells):  # in compute_stacked's order: each layer's states, then the output
         result.update({f"layers/{k}/state_{s}": next(states) for s in LAYER_STATES[layer]})
+    result["output"] = output
     return result
 
 
