@@ -170,8 +170,8 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
                                 {bool(inner.get("return_state", False))}):
         configured = returns_state == bool(inner.get("return_state", False))
         # explicit names: auto-names count layers made earlier in the process, and land in the file
-        sub = getattr(keras.layers, wrapped)(**{**inner, **PORTABLE_INITIALIZERS, "return_state": returns_state},
-                                             name="rnn" if configured else "rnn_final_state")
+        sub = make_layer(wrapped, {**inner, "return_state": returns_state}, **PORTABLE_INITIALIZERS,
+                         name="rnn" if configured else "rnn_final_state")
         bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode,
                                           name="bidirectional" if configured else "bidirectional_final_state")
         call = {"mask": mask} if mask is not None else {}
