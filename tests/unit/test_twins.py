@@ -127,3 +127,14 @@ def test_time_major_changes_only_the_layout(by_id):
     out = reference.forward(fixture.layer, fixture.config, fixture.weights, fixture.gates, fixture.activations,
                             fixture.inputs)  # a port calling the time loop directly, as README's skeleton does
     assert close(out["output"], fixture.expected["output"], fixture.tolerance).all()
+
+
+def test_a_time_major_mismatch_is_named_by_batch_and_timestep(by_id):
+    """A failure message labels an element of a (time, batch, units) sequence by its batch row and timestep."""
+    from conformance.compare import compare
+    fixture = by_id["lstm-time-major"]
+    result = {k: np.array(v) for k, v in reference.run(fixture).items() if k != "trace"}
+    result["output"][3, 1, 2] += 0.1  # timestep 3, batch row 1, unit 2
+    message = compare(fixture, result, "port").message
+    assert "first offending element [batch 1, timestep 3, unit 2]" in message, message
+    assert "time-major sequence" in message
