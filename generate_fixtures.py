@@ -90,6 +90,20 @@ def cross_check(fid: str, expected: dict, ref: dict, tolerance: dict) -> None:
                                   f"(max abs error {err:.3g}, at {np.argwhere(bad)[0].tolist()})")
 
 
+def keras_compute(layer: str, config: dict, weights: dict, inputs: dict, overrides: dict, calls=None) -> dict:
+    """What Keras computes for the fixture. ``time_major`` (a Keras 2 option, which Keras 3 refuses) is the
+    batch-major layer on the transposed ``x``, its returned sequence transposed back: Keras 2 itself is
+    checked against these values by the matrix's Keras 2 environments (the keras adapter builds
+    ``LSTM(time_major=True)`` there), where these fixtures apply."""
+    from conformance import wrappers
+    from conformance.adapters import keras as keras_adapter
+    if config.get("time_major") and keras_adapter.is_keras3():
+        plain, plain_inputs = wrappers.batch_major(config, inputs)
+        return wrappers.time_major_result(config, keras_adapter.compute_any(layer, plain, weights, plain_inputs,
+                                                                            overrides, calls=calls))
+    return keras_adapter.compute_any(layer, config, weights, inputs, overrides, calls=calls)
+
+
 def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
     """Metadata, arrays and extra files (the saved model) of one fixture, computed by Keras and checked by the reference."""
     from conformance.adapters import keras as keras_adapter
@@ -102,7 +116,7 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
     tolerance = entry["tolerance"]
 
     calls = p.calls
-    expected = keras_adapter.compute_any(layer, p.config, p.weights, p.inputs, p.overrides, calls=calls)
+    expected = keras_compute(layer, p.config, p.weights, p.inputs, p.overrides, calls=calls)
     expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
     ref = reference.compute(layer, p.config, p.weights, p.gates, p.activations, p.inputs, calls=calls)
     cross_check(fid, expected, ref, tolerance)
@@ -110,13 +124,14 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
         # The trace is the reference's, proven step by step by its full output sequence against Keras.
         # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
         sequence_config = {**p.config, "return_sequences": True}
-        keras_sequence = keras_adapter.compute(layer, sequence_config, p.weights, p.inputs, p.overrides)
+        keras_sequence = keras_compute(layer, sequence_config, p.weights, p.inputs, p.overrides)
         ref_sequence = reference.forward(layer, sequence_config, p.weights, p.gates, p.activations, p.inputs)
         cross_check(fid, {k: np.asarray(v) for k, v in keras_sequence.items()}, ref_sequence, tolerance)
 
     meta, arrays = fixture_meta(entry, p, expected, ref["trace"])
     files = {}
-    if not any(p.overrides.values()):  # a Python activation override cannot be saved (and loaded in safe mode)
+    # A Python activation override cannot be saved (and loaded in safe mode); Keras 3 has no time_major layer.
+    if not any(p.overrides.values()) and not p.config.get("time_major"):
         meta["model_file"], files = saved_model(layer, p.config, p.weights, p.inputs, calls)
     meta["generated_by"] = generated_by
     return finish_meta(meta, arrays), arrays, files

@@ -181,7 +181,7 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
     (values float32-exact, or with ``precision`` fixed decimals)."""
     from . import reference
 
-    n_batch = fixture.inputs["x"].shape[0]
+    n_batch = fixture.inputs["x"].shape[1 if fixture.config.get("time_major") else 0]  # time_major: (time, batch, ..)
     if not 0 <= batch < n_batch:
         raise UsageError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
     calls = fixture.meta.get("calls")
@@ -202,10 +202,14 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
                               fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
     body += ["", f"Outputs for batch row {batch}: the fixture's expected values (Keras) vs the numpy reference"]
     width = max(len(f"{name} reference") for name in fixture.expected)
+    time_major = bool(fixture.config.get("time_major") and fixture.config.get("return_sequences"))
     for name, want in fixture.expected.items():
-        got = whole[name][batch]
-        diff = float(np.abs(got - want[batch]).max())
-        body += [_row(f"{name} expected", want[batch], width, precision),
+        if time_major and name == "output":  # (time, batch, units): the batch row is the second axis
+            got, want = whole[name][:, batch], want[:, batch]
+        else:
+            got, want = whole[name][batch], want[batch]
+        diff = float(np.abs(got - want).max())
+        body += [_row(f"{name} expected", want, width, precision),
                  _row(f"{name} reference", got, width, precision),
                  f"  {name} max abs diff {diff:.3g} (atol {fixture.tolerance['atol']:g})"]
     stored, trace = fixture.trace, whole["trace"]

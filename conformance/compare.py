@@ -92,6 +92,11 @@ def _describe_index(fixture, name: str, index: tuple) -> str:
     return family_of(fixture).label(tuple(index), lambda t: _step_label(fixture, name, t))
 
 
+def _time_major_sequence(fixture, name: str, array: np.ndarray) -> bool:
+    """Whether ``name`` is a returned sequence stored (time, batch, units): Keras 2's ``time_major=True``."""
+    return bool(name == "output" and array.ndim == 3 and fixture.config.get("time_major"))
+
+
 def first_bad(bad: np.ndarray) -> tuple:
     """The first True index of ``bad`` (which must have one); timestep first, then batch, for (B, T, U)."""
     where = np.argwhere(bad)
@@ -232,12 +237,15 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
         mismatched.append(name)
         nonzero = want != 0  # relative error is undefined where Keras gives exactly 0 (relu, masked steps)
         rel = float((diff[nonzero] / np.abs(want[nonzero].astype(np.float64))).max(initial=0.0))
-        index = first_bad(bad)
+        time_major = _time_major_sequence(fixture, name, bad)
+        index = first_bad(np.swapaxes(bad, 0, 1)) if time_major else first_bad(bad)  # (batch, time, unit)
+        at = (index[1], index[0], *index[2:]) if time_major else index   # where it lies in the array
         lines.append(f"  output {name!r}: {int(bad.sum())} of {bad.size} elements out of tolerance; "
                      f"max abs error {diff.max():.3g} (atol {fixture.tolerance['atol']:g}), "
                      f"max rel error {rel:.3g} over non-zero expected values (rtol {fixture.tolerance['rtol']:g})")
         lines.append(f"    first offending element {_describe_index(fixture, name, index)}: "
-                     f"expected {float(want[index]):.7g}, got {float(got[index]):.7g}")
+                     f"expected {float(want[at]):.7g}, got {float(got[at]):.7g}"
+                     + (" (a time-major sequence: at [timestep, batch, unit] in the array)" if time_major else ""))
     if not mismatched and left_out:
         return Verdict(Status.PARTIAL, f"{head}: partial: the outputs returned are within tolerance "
                                        f"(checked: {', '.join(map(repr, checked))}); {not_returned}", worst)

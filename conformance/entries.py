@@ -38,10 +38,13 @@ DEFAULTS = {"return_sequences": False, "return_state": False, "go_backwards": Fa
 
 
 def seed_of(entry: dict) -> int:
-    """A fixture's seed: explicit, or derived from its id (so adding an entry never shifts others)."""
+    """A fixture's seed: explicit, or derived from its id (so adding an entry never shifts others).
+
+    ``twin: <id>`` takes that fixture's seed: with the same shapes, the same weights, inputs and initial
+    states, so the two fixtures differ only in the options their configs set (``tests/unit/test_twins.py``)."""
     if "seed" in entry:
         return int(entry["seed"])
-    return int(hashlib.sha256(entry["id"].encode()).hexdigest()[:8], 16)
+    return int(hashlib.sha256(entry.get("twin", entry["id"]).encode()).hexdigest()[:8], 16)
 
 
 def full_config(layer: str, config: dict) -> dict:
@@ -67,9 +70,11 @@ def sublayers(entry: dict) -> list[tuple[str, str, dict]]:
 def fixture_config(entry: dict, subs: list) -> dict:
     if entry["layer"] == "Bidirectional":
         return {"wrapped": entry["wrapped"], "merge_mode": entry.get("merge_mode", "concat"), **subs[0][2]}
+    # cell_wrapper (SPEC 2.3): the same layer(s) built by Keras as RNN(cell) / RNN(StackedRNNCells([...]))
+    wrapper = {"cell_wrapper": entry["cell_wrapper"]} if entry.get("cell_wrapper") else {}
     if entry["layer"] == "Stacked":
-        return {"layers": [{"layer": layer, "config": config} for _, layer, config in subs]}
-    return subs[0][2]
+        return {"layers": [{"layer": layer, "config": config} for _, layer, config in subs], **wrapper}
+    return {**subs[0][2], **wrapper}
 
 
 def activation_spec(entry: dict, layer: str, config: dict) -> tuple[dict, dict]:
@@ -126,6 +131,8 @@ def draw(entry: dict, subs: list) -> tuple[dict, dict]:
         inputs["x"] = np.asarray(entry["x"], np.float32).reshape(x_shape(entry))
     else:
         inputs["x"] = uniform(x_shape(entry), entry.get("input_scale", 1.0))
+    if entry.get("config", {}).get("time_major"):  # Keras 2's layout: x stored (time, batch, features)
+        inputs["x"] = np.ascontiguousarray(np.swapaxes(inputs["x"], 0, 1))
     if "mask" in entry:
         inputs["mask"] = np.asarray(entry["mask"], bool).reshape(batch, steps)
     if entry.get("initial_state"):

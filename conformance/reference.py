@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import Unsupported
 from .families import LAYERS, Family, family
-from .wrappers import Part, compose, merge_bidirectional
+from .wrappers import Part, batch_major, compose, merge_bidirectional, time_major_result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,9 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
             inputs: Mapping, overrides: Overrides = KERAS) -> dict[str, np.ndarray]:
     """Run one plain recurrent layer the way Keras does; return outputs, final states and the trace."""
     fam = family(layer)
+    if config.get("time_major"):  # Keras 2: x (time, batch, ...) in, a sequence (time, batch, ...) out
+        plain, inputs = batch_major(config, inputs)
+        return time_major_result(config, forward(layer, plain, weights, gates, activations, inputs, overrides))
     if overrides.before_layer is not None:
         config, inputs = overrides.before_layer(layer, dict(config), dict(inputs))
     act = activation(activations["activation"])

@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .errors import Unsupported
 from .families import LAYERS, family
 
 MERGES = {
@@ -75,6 +76,33 @@ def final_states(result: Mapping) -> dict:
     return {f"initial_state_{k[len('state_'):]}": v for k, v in result.items() if k.startswith("state_")}
 
 
+# -- time_major (Keras 2 only) ------------------------------------------------------------------
+
+def batch_major(config: Mapping, inputs: Mapping) -> tuple[dict, dict]:
+    """A ``time_major: true`` layer as the batch-major layer it is: ``x`` from (time, batch, ...) to
+    (batch, time, ...) and ``time_major`` dropped. Anything else is returned as it is.
+
+    Keras 2's ``time_major=True`` only changes the layout of ``x`` and of a returned sequence; the
+    states stay (batch, units). A mask with it is refused: Keras 2 documents it as (batch, time), but
+    its ``backend.rnn`` reads a mask with the inputs' layout, and no fixture settles which.
+    """
+    if not config.get("time_major"):
+        return dict(config), dict(inputs)
+    if "mask" in inputs:
+        raise Unsupported("time_major with a mask: Keras 2 documents the mask as (batch, time), its backend.rnn "
+                          "reads it time-major; format v1 has no such fixture")
+    config = {k: v for k, v in config.items() if k != "time_major"}
+    return config, {**inputs, "x": np.swapaxes(np.asarray(inputs["x"]), 0, 1)}
+
+
+def time_major_result(config: Mapping, result: Mapping) -> dict:
+    """A batch-major layer's result in a ``time_major: true`` layer's layout: a returned sequence (time, batch, ...)."""
+    result = dict(result)
+    if config.get("time_major") and config.get("return_sequences"):
+        result["output"] = np.swapaxes(result["output"], 0, 1)
+    return result
+
+
 # -- Bidirectional ------------------------------------------------------------------------------
 
 def bidirectional_parts(config, weights, gates, activations, inputs) -> list[Part]:
@@ -124,7 +152,8 @@ def stacked_parts(config, weights, gates, activations, inputs) -> list[Part]:
         parts.append(Part(prefix, sub["layer"], sub["config"], sub_mapping(weights, prefix),
                           sub_mapping(gates, prefix), activations[prefix],
                           {**({"x": inputs["x"]} if k == 0 else {}), **mask, **sub_mapping(inputs, prefix)},
-                          note=f"Stacked, layer {k}: a {sub['layer']}"
+                          note=(f"RNN(StackedRNNCells), cell {k}: a {sub['layer']}Cell, stepped in the same loop"
+                                if config.get("cell_wrapper") else f"Stacked, layer {k}: a {sub['layer']}")
                                + (", fed the previous layer's output sequence (x_t below)" if k else "")))
     return parts
 
@@ -177,6 +206,8 @@ def compose(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
             inputs: Mapping, calls: Mapping | None, run_layer: RunLayer,
             merge: Callable[[Mapping, Mapping], dict] = merge_bidirectional) -> dict:
     """Any fixture's outputs from ``run_layer`` on its plain parts: single, Bidirectional, Stacked, stateful."""
+    if config.get("time_major") and (calls or layer not in LAYERS):
+        raise Unsupported("time_major is only defined for a single, stateless layer in format v1")
     if calls:
         return stateful(stateful_parts(layer, config, weights, gates, activations, inputs, calls), calls, run_layer)
     if layer == "Bidirectional":
@@ -185,6 +216,9 @@ def compose(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     if layer == "Stacked":
         return stacked(stacked_parts(config, weights, gates, activations, inputs), run_layer)
     family(layer)  # Unsupported for an unknown layer
+    if config.get("time_major"):  # Keras 2's layout option: the batch-major layer, transposed back
+        plain, plain_inputs = batch_major(config, inputs)
+        return time_major_result(config, run_layer(Part("", layer, plain, weights, gates, activations, plain_inputs)))
     return dict(run_layer(Part("", layer, config, weights, gates, activations, dict(inputs))))
 
 
@@ -198,8 +232,15 @@ def parts(fixture) -> list[Part]:
         return bidirectional_parts(config, *args)
     if layer == "Stacked":
         return stacked_parts(config, *args)
+    if layer in LAYERS and config.get("time_major"):
+        plain, inputs = batch_major(config, args[3])
+        return [Part("", layer, plain, *args[:3], inputs,
+                     note="time_major=True (Keras 2): x is stored (time, batch, features) and a returned sequence "
+                          "(time, batch, units); shown here batch-major")]
     if layer in LAYERS:
-        return [Part("", layer, config, *args)]
+        note = (f"Built by Keras as RNN({layer}Cell(...)) (cell_wrapper): exactly the {layer} layer's recurrence"
+                if config.get("cell_wrapper") else "")
+        return [Part("", layer, config, *args, note=note)]
     family(layer)
     raise AssertionError("unreachable")
 

@@ -24,6 +24,12 @@ from .requires import require
 
 LAYER_STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
+# ``cell_wrapper: RNN`` (SPEC 2.3): the layer built as keras.layers.RNN(<its cell>) instead of its own class
+CELLS = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell"}
+CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+# the options that belong to the RNN layer; every other config key configures the cell
+RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
+            "time_major")
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,15 +111,79 @@ def _numpy(tensor) -> np.ndarray:
     return np.asarray(tensor.numpy())
 
 
-def build_layer(layer: str, config: Mapping, input_shape: Sequence[int],
-                activation_overrides: Mapping[str, Callable] | None = None):
-    """A Keras layer from a fixture config; ``activation_overrides`` replace named activations by callables."""
+def make_layer(layer: str, config: Mapping, activation_overrides: Mapping[str, Callable] | None = None,
+               **extra):
+    """An unbuilt Keras layer from a fixture config: ``keras.layers.<layer>(**config)``, or with
+    ``cell_wrapper: RNN`` ``keras.layers.RNN(<layer>Cell(**cell options), **RNN options)``. ``extra``
+    (name, initializers, stateful) is passed to the layer, initializers to the cell."""
     keras = keras_module()
     if layer not in LAYER_STATES:
         raise Unsupported(f"the keras adapter does not build {layer!r} layers")
-    kwargs = dict(config)
+    kwargs = {k: v for k, v in config.items() if k != "cell_wrapper"}
     kwargs.update(activation_overrides or {})
-    instance = getattr(keras.layers, layer)(**kwargs)
+    if not config.get("cell_wrapper"):
+        return getattr(keras.layers, layer)(**{**kwargs, **extra})
+    return rnn_of_cells([(layer, kwargs)], config, **extra)
+
+
+def rnn_of_cells(cells: Sequence[tuple[str, Mapping]], rnn_config: Mapping, **extra):
+    """``keras.layers.RNN`` over one cell, or over ``StackedRNNCells`` of several (``cell_wrapper: RNN``).
+
+    Each cell takes its layer's options other than the RNN's (``RNN_KEYS``); the RNN takes those of
+    ``rnn_config``. Initializers in ``extra`` go to every cell, the rest (name, stateful) to the RNN.
+    Cells are named explicitly (``lstm_cell``; ``lstm_cell_0``, ``gru_cell_1``... in a stack): auto-names
+    count the layers made earlier in the process, and would land in a saved model file.
+    """
+    keras = keras_module()
+    if any(layer not in CELLS for layer, _ in cells):
+        raise Unsupported(f"cell_wrapper: Keras has no public cell class for "
+                          f"{', '.join(sorted({l for l, _ in cells} - set(CELLS)))}")
+    init = {k: v for k, v in extra.items() if k.endswith("_initializer")}
+    single = len(cells) == 1
+    built = [getattr(keras.layers, CELLS[layer])(**{k: v for k, v in config.items()
+                                                    if k not in RNN_KEYS and k != "cell_wrapper"}, **init,
+                                                 name=CELL_NAMES[layer] + ("" if single else f"_{k}"))
+             for k, (layer, config) in enumerate(cells)]
+    cell = built[0] if single else keras.layers.StackedRNNCells(built, name="stacked_rnn_cells")
+    rnn = {k: rnn_config[k] for k in RNN_KEYS if k in rnn_config}
+    rnn.update({k: v for k, v in extra.items() if k not in init})
+    return keras.layers.RNN(cell, **rnn)
+
+
+def stacked_cells(config: Mapping) -> tuple[list[tuple[str, Mapping]], dict]:
+    """A ``Stacked`` fixture with ``cell_wrapper: RNN`` as (cells, RNN options): one ``RNN(StackedRNNCells)``.
+
+    That one layer computes the stack exactly when every layer but the last returns its sequence and
+    none runs backwards (SPEC 5.9); the RNN's options are the last layer's.
+    """
+    layers = config["layers"]
+    for k, sub in enumerate(layers):
+        if k < len(layers) - 1 and not sub["config"].get("return_sequences"):
+            raise Unsupported(f"cell_wrapper: layer {k} of the stack does not return sequences, which one "
+                              "RNN(StackedRNNCells) cannot express")
+        if sub["config"].get("go_backwards"):
+            raise Unsupported("cell_wrapper: RNN(StackedRNNCells) runs every cell in one direction; a stack "
+                              "with go_backwards has no such form")
+    return [(sub["layer"], sub["config"]) for sub in layers], dict(layers[-1]["config"])
+
+
+def set_cell_weights(rnn, weights: Mapping) -> None:
+    """Weights of an ``RNN(StackedRNNCells)``: cell k's are the fixture's ``layers/<k>/...``."""
+    for k, cell in enumerate(rnn.cell.cells):
+        cell.set_weights(ordered_weights(cell, _sub(weights, f"layers/{k}")))
+
+
+def flatten(values) -> list:
+    """Nested outputs (RNN over StackedRNNCells returns each cell's states as a list) as one flat list."""
+    if isinstance(values, (list, tuple)):
+        return [v for value in values for v in flatten(value)]
+    return [values]
+
+
+def build_layer(layer: str, config: Mapping, input_shape: Sequence[int],
+                activation_overrides: Mapping[str, Callable] | None = None):
+    """A Keras layer from a fixture config; ``activation_overrides`` replace named activations by callables."""
+    instance = make_layer(layer, config, activation_overrides)
     instance.build(tuple(input_shape))
     return instance
 
@@ -203,13 +273,48 @@ def compute_bidirectional(config: Mapping, weights: Mapping, inputs: Mapping,
 
 def compute_stacked(config: Mapping, weights: Mapping, inputs: Mapping,
                     activation_overrides: Mapping[str, Mapping[str, Callable]] | None = None) -> dict:
-    """Layers called one after another; the mask is passed to each, as a Keras model propagates it."""
+    """Layers called one after another; the mask is passed to each, as a Keras model propagates it.
+    With ``cell_wrapper: RNN``, one ``RNN(StackedRNNCells)`` (``compute_stacked_cells``)."""
+    if config.get("cell_wrapper"):
+        if any((activation_overrides or {}).values()):
+            raise Unsupported("cell_wrapper: activation overrides are not passed to stacked cells")
+        return compute_stacked_cells(config, weights, inputs)
     def run_layer(part: wrappers.Part) -> dict:
         return compute(part.layer, part.config, part.weights, part.inputs, (activation_overrides or {}).get(part.prefix))
     parts = wrappers.stacked_parts(config, weights, {}, {f"layers/{k}": {} for k in range(len(config["layers"]))},
                                    inputs)
     result = wrappers.stacked(parts, run_layer)
     result.pop("trace", None)
+    return result
+
+
+def compute_stacked_cells(config: Mapping, weights: Mapping, inputs: Mapping) -> dict:
+    """``keras.layers.RNN(StackedRNNCells([...]))``: output, and each cell's final states (a twin if needed)."""
+    cells, rnn_config = stacked_cells(config)
+    shape = tuple(np.shape(inputs["x"]))
+
+    def build(return_state: bool):
+        rnn = rnn_of_cells(cells, {**rnn_config, "return_state": return_state})
+        rnn.build(shape)
+        set_cell_weights(rnn, weights)
+        return rnn
+
+    kwargs = {"training": False}
+    if "mask" in inputs:
+        kwargs["mask"] = _tensor(np.asarray(inputs["mask"], bool), "bool")
+    names = [[f"layers/{k}/initial_state_{s}" for s in LAYER_STATES[layer]] for k, (layer, _) in enumerate(cells)]
+    if any(n in inputs for group in names for n in group):
+        kwargs["initial_state"] = [[_tensor(np.asarray(inputs[n], np.float32)) for n in group] for group in names]
+    x = _tensor(np.asarray(inputs["x"], np.float32))
+    configured = bool(rnn_config.get("return_state", False))
+    values = [_numpy(v) for v in flatten(build(configured)(x, **kwargs))]
+    output = values[0]
+    if not configured:
+        values = [_numpy(v) for v in flatten(build(True)(x, **kwargs))]
+    states, result = iter(values[1:]), {}
+    for k, (layer, _) in enumerate(cells):  # in compute_stacked's order: each layer's states, then the output
+        result.update({f"layers/{k}/state_{s}": next(states) for s in LAYER_STATES[layer]})
+    result["output"] = output
     return result
 
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from ..errors import FixtureError, Unsupported
 from . import quiet
-from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, is_keras3, keras_module, keras_version,
-                    ordered_weights)
+from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, flatten, is_keras3, keras_module,
+                    keras_version, make_layer, ordered_weights, rnn_of_cells, set_cell_weights, stacked_cells)
 
 MODEL_FILE = "model.keras"
 # contract_model's layer names: rnn (the twin: rnn_final_state) or rnn_<k> in a stack; Bidirectional has halves
@@ -102,10 +102,9 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
         results = {}
         configured = bool(sub_config.get("return_state", False))
         for returns_state in sorted({configured, True} if twin else {configured}):
-            kwargs = {**sub_config, **PORTABLE_INITIALIZERS, "return_state": returns_state,
-                      **({"stateful": True} if stateful else {})}
-            instance = getattr(keras.layers, sub_layer)(
-                **kwargs, name=name if returns_state == configured else f"{name}_final_state")
+            instance = make_layer(sub_layer, {**sub_config, "return_state": returns_state},
+                                  **PORTABLE_INITIALIZERS, **({"stateful": True} if stateful else {}),
+                                  name=name if returns_state == configured else f"{name}_final_state")
             call = {"mask": mask} if mask is not None else {}
             initial = states_of(prefix, sub_layer)
             if initial is not None:
@@ -119,6 +118,8 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
 
     if layer in LAYER_STATES:
         outputs["output"] = recurrent(layer, config, weights, x, "rnn", "")
+    elif layer == "Stacked" and config.get("cell_wrapper"):
+        outputs.update(_stacked_cells(config, weights, x, mask, symbolic, twin, stateful))
     elif layer == "Stacked":
         source = x
         for k, sub in enumerate(config["layers"]):
@@ -133,6 +134,31 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     return model, keys, out_keys
 
 
+def _stacked_cells(config, weights, x, mask, symbolic, twin: bool, stateful: bool) -> dict:
+    """One ``RNN(StackedRNNCells)`` (``cell_wrapper: RNN``), named ``rnn`` (its twin ``rnn_final_state``)."""
+    cells, rnn_config = stacked_cells(config)
+    configured = bool(rnn_config.get("return_state", False))
+    initial = [[f"layers/{k}/initial_state_{s}" for s in LAYER_STATES[layer]] for k, (layer, _) in enumerate(cells)]
+    results = {}
+    for returns_state in sorted({configured, True} if twin else {configured}):
+        rnn = rnn_of_cells(cells, {**rnn_config, "return_state": returns_state}, **PORTABLE_INITIALIZERS,
+                           **({"stateful": True} if stateful else {}),
+                           name="rnn" if returns_state == configured else "rnn_final_state")
+        call = {"mask": mask} if mask is not None else {}
+        if any(k in symbolic for group in initial for k in group):
+            call["initial_state"] = [[symbolic[k] for k in group] for group in initial]
+        results[returns_state] = _split(flatten(rnn(x, **call)), 1)
+        set_cell_weights(rnn, weights)
+    (out,), _ = results[configured]
+    _, states = results.get(True, (None, []))
+    named = {"output": out}
+    flat = iter(states)
+    for k, (layer, _) in enumerate(cells):
+        if states:  # none without a twin when the configured RNN does not return them
+            named.update({f"layers/{k}/state_{s}": next(flat) for s in LAYER_STATES[layer]})
+    return named
+
+
 def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dict:
     inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
     wrapped, merge_mode = config["wrapped"], config.get("merge_mode", "concat")
@@ -144,8 +170,8 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
                                 {bool(inner.get("return_state", False))}):
         configured = returns_state == bool(inner.get("return_state", False))
         # explicit names: auto-names count layers made earlier in the process, and land in the file
-        sub = getattr(keras.layers, wrapped)(**{**inner, **PORTABLE_INITIALIZERS, "return_state": returns_state},
-                                             name="rnn" if configured else "rnn_final_state")
+        sub = make_layer(wrapped, {**inner, "return_state": returns_state}, **PORTABLE_INITIALIZERS,
+                         name="rnn" if configured else "rnn_final_state")
         bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode,
                                           name="bidirectional" if configured else "bidirectional_final_state")
         call = {"mask": mask} if mask is not None else {}
@@ -249,6 +275,9 @@ def _halves(layer) -> list[tuple[object, str | None]]:
     if getattr(layer, "forward_layer", None) is not None:
         return [(layer.forward_layer, "forward/"), (layer.backward_layer, "backward/")]
     match = RNN_LAYER_NAME.fullmatch(layer.name)
+    cells = getattr(getattr(layer, "cell", None), "cells", None)
+    if match is not None and not match[1] and cells is not None:  # RNN(StackedRNNCells): cell k is layers/<k>
+        return [(cell, f"layers/{k}/") for k, cell in enumerate(cells)]
     return [(layer, None if match is None else f"layers/{match[1]}/" if match[1] else "")]
 
 

@@ -100,7 +100,7 @@ const LAYOUTS = { LSTM: ['i', 'f', 'c', 'o'], GRU: ['z', 'r', 'h'] };
 // Config keys that change nothing at inference; any other key we do not know is refused.
 const INERT = new Set(['units', 'activation', 'recurrent_activation', 'use_bias', 'return_sequences',
   'return_state', 'go_backwards', 'zero_output_for_mask', 'reset_after', 'unit_forget_bias', 'dropout',
-  'recurrent_dropout', 'unroll', 'name', 'trainable', 'dtype', 'seed', 'implementation']);
+  'recurrent_dropout', 'unroll', 'name', 'trainable', 'dtype', 'seed', 'implementation', 'cell_wrapper']);
 
 function checkSupported(layer, config, gates, units) {
   if (!LAYOUTS[layer]) throw new Unsupported(`layer ${layer} is not implemented (LSTM and GRU only)`);

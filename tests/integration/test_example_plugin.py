@@ -17,14 +17,15 @@ PLUGIN = "numpy-lstm-port"
 
 
 def gallery() -> dict[str, str]:
-    """Fixture id -> layer for the repository's gallery (what the wheel ships)."""
+    """Fixture id -> layer for the repository's gallery (what the wheel ships); Keras 2's time-major layout,
+    which the example refuses, as ``LSTM time_major``."""
     listing = list_fixtures(REPO / "fixtures")
     assert not listing.errors, f"the repository gallery has broken fixtures: {listing.errors}"
-    return {f.id: f.layer for f in listing.fixtures}
+    return {f.id: f.layer + (" time_major" if f.config.get("time_major") else "") for f in listing.fixtures}
 
 
 def lstm_ids() -> set[str]:
-    """The example implements LSTM only; other layers must be skipped with its reason."""
+    """The example implements LSTM only (batch-major); other layers must be skipped with its reason."""
     ids = {fid for fid, layer in gallery().items() if layer == "LSTM"}
     assert ids, "the gallery has no LSTM fixtures"
     return ids

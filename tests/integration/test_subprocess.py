@@ -68,8 +68,10 @@ def process_gone(pid: int) -> bool:
 # -- (a) the JavaScript port over the gallery -------------------------------------------------
 
 def js_port_claims(fixture) -> bool:
-    """What the port implements: plain LSTM and GRU layers (no wrappers, not stateful)."""
-    return fixture.layer in ("LSTM", "GRU") and not fixture.config.get("stateful", False)
+    """What the port implements: plain LSTM and GRU layers (no wrappers, not stateful, not Keras 2's time_major
+    layout); built from a cell (``cell_wrapper``) or not, which changes nothing."""
+    return (fixture.layer in ("LSTM", "GRU") and not fixture.config.get("stateful", False)
+            and not fixture.config.get("time_major", False))
 
 
 @needs_node

@@ -29,10 +29,12 @@ WITHOUT_MODEL = [f for f in FIXTURES if not f.meta.get("model_file")]
 
 
 def kind(fixture) -> str:
+    if fixture.config.get("cell_wrapper"):  # RNN(cell), RNN(StackedRNNCells): weights held by the cells
+        return f"{fixture.layer}-cells"
     return f"{fixture.layer}-stateful" if fixture.meta.get("calls") else fixture.layer
 
 
-# one fixture with a model file per kind of model (single layer, Bidirectional, Stacked, stateful)
+# one fixture with a model file per kind of model (single layer, Bidirectional, Stacked, stateful, built from cells)
 ONE_PER_KIND = list({kind(f): f for f in reversed(WITH_MODEL)}.values())
 
 
