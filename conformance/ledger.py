@@ -6,6 +6,12 @@ tolerance; ``error``: the implementation raised or returned unusable output), a
 one-sentence reason and a link. Entries apply as *strict* expected failures: a
 matching case that fails the recorded way is ``xfailed``; one that passes means the
 entry is stale, and one that fails another way is a new failure. Both fail the run.
+
+Two keys serve ports: ``when`` (a mapping of the implementation's ``info()`` values the
+entry needs, e.g. ``{inference_precision: bf16}``: the divergence depends on how the tool
+ran on this machine) and ``strict: false`` (a matching case may pass: reduced precision
+lands within tolerance on some fixtures). A non-strict entry still turns another kind of
+failure into a new failure.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -23,7 +29,7 @@ from .verdict import Status
 
 FORMAT_VERSION = 1
 KINDS = ("mismatch", "error")
-KEYS = {"fixture", "impl", "keras", "backend", "kind", "reason", "link"}
+KEYS = {"fixture", "impl", "keras", "backend", "when", "strict", "kind", "reason", "link"}
 
 
 class LedgerError(ValueError):
@@ -40,6 +46,8 @@ class Entry:
     keras: str | None = None
     backend: tuple[str, ...] = ()
     index: int = 0          # position in the file, 1-based, to name it in messages
+    when: tuple[tuple[str, str], ...] = ()   # (info key, value) pairs the implementation must report
+    strict: bool = True
 
     @property
     def label(self) -> str:
@@ -48,14 +56,18 @@ class Entry:
             cond.append(f"keras {self.keras}")
         if self.backend:
             cond.append(f"backend {'|'.join(self.backend)}")
+        cond += [f"{k} {v}" for k, v in self.when]
         return f"entry {self.index} ({self.fixture}; {', '.join(cond)}; {self.kind})"
 
-    def matches(self, impl: str, fixture: str, keras_version: str | None, backend: str | None) -> bool:
-        return fnmatch.fnmatchcase(fixture, self.fixture) and self.in_scope(impl, keras_version, backend)
+    def matches(self, impl: str, fixture: str, keras_version: str | None, backend: str | None,
+                info: Mapping | None = None) -> bool:
+        return fnmatch.fnmatchcase(fixture, self.fixture) and self.in_scope(impl, keras_version, backend, info)
 
-    def in_scope(self, impl: str, keras_version: str | None, backend: str | None) -> bool:
+    def in_scope(self, impl: str, keras_version: str | None, backend: str | None, info: Mapping | None = None) -> bool:
         """The condition holds for this implementation (whatever the fixture)."""
         if not fnmatch.fnmatchcase(impl, self.impl):
+            return False
+        if any(str((info or {}).get(key)) != value for key, value in self.when):
             return False
         if self.keras:
             try:
@@ -104,7 +116,15 @@ def _entry(raw, index: int, where: str) -> Entry:
         backend = (backend,)
     if not isinstance(backend, (list, tuple)) or not all(isinstance(b, str) and b for b in backend):
         raise LedgerError(f"{name}: 'backend' must be a backend name or a list of them")
-    return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], impl, keras, tuple(backend), index)
+    when = raw.get("when", {})
+    if not isinstance(when, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                             for k, v in when.items()):
+        raise LedgerError(f"{name}: 'when' must map implementation info() keys to values")
+    strict = raw.get("strict", True)
+    if not isinstance(strict, bool):
+        raise LedgerError(f"{name}: 'strict' must be true or false")
+    return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], impl, keras, tuple(backend), index,
+                 tuple(sorted((k, str(v)) for k, v in when.items())), strict)
 
 
 def load(path: str | Path | None = None) -> list[Entry]:
@@ -125,9 +145,9 @@ def load(path: str | Path | None = None) -> list[Entry]:
 
 
 def find(entries: Iterable[Entry], impl: str, fixture: str, keras_version: str | None,
-         backend: str | None) -> Entry | None:
+         backend: str | None, info: Mapping | None = None) -> Entry | None:
     """The first entry matching this case, or None."""
-    return next((e for e in entries if e.matches(impl, fixture, keras_version, backend)), None)
+    return next((e for e in entries if e.matches(impl, fixture, keras_version, backend, info)), None)
 
 
 def kind_of(verdict) -> str | None:
@@ -145,6 +165,8 @@ def apply(entry: Entry | None, verdict):
         return verdict
     where = f"ledger {entry.label}"
     kind = kind_of(verdict)
+    if kind is None and not entry.strict:
+        return verdict  # a non-strict entry: this fixture happens to land within tolerance
     if kind is None:
         return dataclasses.replace(verdict, status=Status.FAILED, message=(
             f"ledger entry is stale: {where} expects a {entry.kind}, but the case passed "

@@ -697,7 +697,8 @@ def _precision_words(found) -> str:
     text = (f"consistent with computing in {p.name} (median rel error {median:.2g}; {p.short} unit roundoff "
             f"{p.unit_roundoff:.2g})")
     if p.name == "float16":
-        text += " or with TensorFloat-32 matmuls (as many significand bits)"
+        text += (" or with TensorFloat-32 matmuls (as many significand bits), or with bfloat16 matmul operands "
+                 "and float32 elsewhere (e.g. OpenVINO's CPU default on bfloat16 hardware)")
     return text + ("; every returned value is exactly a " + p.name + " number" if representable else "")
 
 

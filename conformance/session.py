@@ -98,9 +98,10 @@ class Session:
         except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
             keras_version, backend = None, None
         diagnosis = [line.strip() for line in verdict.message.splitlines() if line.strip().startswith("diagnosis:")]
+        info = _plain(case.impl.info())  # asked after every case: info may grow (tflite's ops, OpenVINO's precision)
         entry = None
         if self.ledger and verdict.status != Status.SKIPPED:
-            entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend)
+            entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend, info)
             verdict = ledger.apply(entry, verdict)
         record = {
             "impl": case.impl.name, "fixture": case.fixture_name, "digest": getattr(case.fixture, "digest", None),
@@ -114,7 +115,7 @@ class Session:
             "backend": None if backend is None else str(backend),
             "ledger_entry": entry.index if entry is not None else None,
             "impl_notes": _impl_notes(case),
-            "impl_info": _plain(case.impl.info()),  # asked after every case: info may grow (tflite's op union)
+            "impl_info": info,
         }
         return verdict, record
 
@@ -242,10 +243,10 @@ class Results:
         """Entries whose condition (impl, Keras version, backend) held in this run but matched no case."""
         if not self.session.ledger:
             return []
-        conditions = {(r["impl"], r["keras_version"], r["backend"]) for r in self.records}
         used = {r["ledger_entry"] for r in self.records}
         return [e for e in self.session.ledger if e.index not in used
-                and any(e.in_scope(*condition) for condition in conditions)]
+                and any(e.in_scope(r["impl"], r["keras_version"], r["backend"], r.get("impl_info"))
+                        for r in self.records)]
 
     def implementations(self) -> dict[str, dict]:
         """Each implementation's info() as the process that ran it saw it (no import here when it ran elsewhere)."""

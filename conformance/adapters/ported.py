@@ -33,6 +33,7 @@ class Graph:
     input_keys: list[str]
     output_keys: list[str]
     source: str                 # where the model came from, for notes: "model file" or "built stateless"
+    input_shapes: Mapping[str, tuple] | None = None   # per input key, without the batch axis; else from model
 
 
 def state_input(output_key: str) -> str:
@@ -110,8 +111,10 @@ def run_calls(fixture, graph: Graph, feed: Feed) -> dict[str, np.ndarray]:
 
 
 def _initial_shape(graph: Graph, key: str) -> tuple[int, ...]:
-    index = graph.input_keys.index(key)
-    shape = tuple(graph.model.inputs[index].shape[1:])
+    if graph.input_shapes and key in graph.input_shapes:
+        shape = tuple(graph.input_shapes[key])
+    else:
+        shape = tuple(graph.model.inputs[graph.input_keys.index(key)].shape[1:])
     if any(d is None for d in shape):
         raise Unsupported(f"initial state {key!r} has an open shape {shape} in the converted model")
     return shape

@@ -19,6 +19,7 @@ INSTALL = {
     "onnx": 'pip install "lstm-conformance[onnx]"',
     "onnxruntime": 'pip install "lstm-conformance[onnx]"',
     "tf2onnx": 'pip install "lstm-conformance[tf2onnx]"',
+    "openvino": 'pip install "lstm-conformance[openvino]"',
     "tf_keras": "pip install tf-keras",
     "ai_edge_litert": "pip install ai-edge-litert",
 }

@@ -253,7 +253,7 @@ def test_run_numpy_reference_passes_everything(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "run", "--impl", "numpy-reference", "--conformance-json", results)
     assert code == 0, out
     assert summary_row(out, "numpy-reference") == {"passed": len(FIXTURES), "failed": 0, "error": 0,
-                                                       "skipped": 0, "xfailed": 0}
+                                                       "skipped": 0, "xfailed": 0, "crashed": 0, "partial": 0}
     summary = json.loads(results.read_text())
     assert {c["fixture"] for c in summary["cases"]} == set(BY_ID)
     assert {c["status"] for c in summary["cases"]} == {"passed"}
@@ -280,7 +280,7 @@ def test_run_a_wrong_module_attr_impl_fails_and_names_the_fixture(capsys, tmp_pa
         assert f"FAILED cli_wrong_impl:wrong-{fid}" in out
         assert f"output 'state_h'" in out
     assert summary_row(out, "cli_wrong_impl:wrong") == {"passed": 0, "failed": 2, "error": 0, "skipped": 0,
-                                                            "xfailed": 0}
+                                                            "xfailed": 0, "crashed": 0, "partial": 0}
 
 
 def test_run_with_a_tag_filter_runs_only_those_fixtures(capsys):
@@ -363,7 +363,7 @@ def test_installed_console_script_runs_the_suite_without_tensorflow(installed_ve
                           env=clean_env(installed_venv), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert summary_row(done.stdout, "numpy-reference") == {"passed": len(FIXTURES), "failed": 0, "error": 0,
-                                                           "skipped": 0, "xfailed": 0}
+                                                           "skipped": 0, "xfailed": 0, "crashed": 0, "partial": 0}
 
 
 def test_installed_list_show_explain_verify_work_without_tensorflow(installed_venv):

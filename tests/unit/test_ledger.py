@@ -40,6 +40,13 @@ def jax_like(fixture):
 
 jax_like.keras_version = "3.4.1"
 jax_like.backend = "jax"
+
+
+def bf16_port(fixture):
+    """A port that reports the precision it ran in: scaled on lstm-basic, right on lstm-return-sequences."""
+    result = {k: v for k, v in correct(fixture).items() if k != "trace"}
+    return scaled(fixture) if fixture.id == "lstm-basic" else result
+bf16_port.info = lambda: {"inference_precision": "bf16"}
 '''
 
 
@@ -130,6 +137,23 @@ def test_version_and_backend_conditions(pytester, gallery, tmp_path):
     assert records["lstm-return-sequences"]["status"] == "failed"
     # entries for other versions/backends are out of scope here: not applied, and no warning either
     assert "unmatched ledger" not in result.stdout.str()
+
+
+def test_when_and_non_strict_entries_for_ports(pytester, gallery, tmp_path):
+    """``when`` matches the port's info(); ``strict: false`` lets a matching case pass without being stale."""
+    loose = entry(fixture="lstm-*", impl="ledger_impls:bf16_port", when={"inference_precision": "bf16"}, strict=False)
+    result, records = run_suite(pytester, gallery, "ledger_impls:bf16_port", "--ledger",
+                                write_ledger(tmp_path / "ledger.yaml", loose))
+    result.assert_outcomes(xfailed=1, passed=1)
+    assert records["lstm-basic"]["status"] == "xfailed" and records["lstm-return-sequences"]["status"] == "passed"
+    other_precision = {**loose, "when": {"inference_precision": "f32"}}
+    result, records = run_suite(pytester, gallery, "ledger_impls:bf16_port", "--ledger",
+                                write_ledger(tmp_path / "ledger.yaml", other_precision))
+    result.assert_outcomes(failed=1, passed=1)  # the condition does not hold: the divergence is a failure
+    strict = {**loose, "strict": True}
+    result, records = run_suite(pytester, gallery, "ledger_impls:bf16_port", "--ledger",
+                                write_ledger(tmp_path / "ledger.yaml", strict))
+    assert records["lstm-return-sequences"]["message"].startswith("ledger entry is stale")
 
 
 def test_unmatched_entry_warns(pytester, gallery, tmp_path):
