@@ -1,8 +1,9 @@
 """The conversion cache: converted artifacts (ONNX files, OpenVINO IR, TFLite flatbuffers, compiled C)
 kept in the user's cache folder, keyed on the fixture digest, the tool versions and the settings.
 
-Converting is the slow part of a port's run; the fixture digest covers everything a
-conversion reads (config, weights, model file), so a hit is always the same conversion.
+Converting is the slow part of a port's run; ``fixture_key`` (the fixture digest, which covers
+config, weights and model file, and a hash of the arrays handed over) is in every key, so a hit
+is always the same conversion.
 An entry is a folder built in a private temporary folder beside the cache and renamed into
 place in one step (``os.rename`` of a directory is atomic on POSIX): concurrent pytest-xdist
 workers converting the same fixture both build, one rename wins, the other's copy is
@@ -23,6 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
+
+import numpy as np
 
 ENV_DIR = "LSTM_CONFORMANCE_CACHE"
 ENV_OFF = "LSTM_CONFORMANCE_NO_CACHE"
@@ -58,6 +61,20 @@ def key_of(parts: Mapping) -> str:
     """A stable hex key for the key parts (fixture digest, tool versions, settings)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def fixture_key(fixture) -> str:
+    """What a conversion of this fixture reads: its digest and the arrays actually handed over.
+
+    The digest alone is not enough: a fixture built in memory (the fuzzer's) or a private copy whose
+    arrays a test replaced (weights in another gate order) keeps its digest, and must not be served
+    the conversion of the pristine fixture.
+    """
+    content = hashlib.sha256(str(fixture.digest).encode())
+    for name, array in sorted(fixture.arrays.items()):
+        content.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        content.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return f"{fixture.digest}+{content.hexdigest()[:16]}"
 
 
 def entry(tool: str, parts: Mapping, build: Callable[[Path], None]) -> tuple[Path, bool]:

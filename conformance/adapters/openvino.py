@@ -126,7 +126,7 @@ def cpu_capabilities() -> dict:
 
 def cache_parts(fixture) -> dict:
     """What a conversion depends on: the fixture (its digest covers config, weights and model file), the tools, how."""
-    return {"fixture": fixture.digest, "openvino": _version("openvino"), **ported.keras_versions(),
+    return {"fixture": cache.fixture_key(fixture), "openvino": _version("openvino"), **ported.keras_versions(),
             "stateless_for_calls": bool(fixture.meta.get("calls")), "layout": LAYOUT, **SETTINGS}
 
 

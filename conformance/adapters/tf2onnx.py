@@ -211,7 +211,7 @@ def convert(graph: ported.Graph, folder: Path, opset_number: int) -> None:
 
 
 def cache_parts(fixture, graph: ported.Graph, opset_number: int) -> dict:
-    return {"fixture": fixture.digest, "versions": versions(), "opset": opset_number, "api": API,
+    return {"fixture": cache.fixture_key(fixture), "versions": versions(), "opset": opset_number, "api": API,
             "input_signature": None, "source": graph.source, "input_keys": graph.input_keys,
             "output_keys": graph.output_keys, "layout": LAYOUT}
 

@@ -137,7 +137,7 @@ class Converted:
     """
 
     def __init__(self, fixture, config: Mapping, stateful: bool):
-        parts = {"fixture": fixture.digest, "config": config, "stateful": stateful, "layout": 1,
+        parts = {"fixture": cache.fixture_key(fixture), "config": config, "stateful": stateful, "layout": 1,
                  "tensorflow": _tf().__version__, "keras": keras_version(), "backend": backend_name(),
                  "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS", "")}
         folder, self.cache_hit = cache.entry("tflite", parts, lambda out: self._convert(fixture, config, stateful, out))

@@ -115,3 +115,20 @@ def test_the_cli_shows_and_clears_it(cache_home):
     cleared = subprocess.run([sys.executable, "-m", "conformance", "cache", "clear"], capture_output=True, text=True,
                              env=env, cwd=REPO)
     assert cleared.returncode == 0 and "removed 1 cached conversion " in cleared.stdout
+
+
+def test_the_key_sees_arrays_replaced_under_the_same_digest():
+    """A private copy whose weights were rearranged keeps its digest but must not share a conversion."""
+    from types import MappingProxyType
+
+    import numpy as np
+
+    from conformance import gallery_dir, list_fixtures
+
+    fixture = next(f for f in list_fixtures(gallery_dir()).fixtures if f.id == "lstm-basic")
+    twin = fixture.isolated()
+    assert cache.fixture_key(twin) == cache.fixture_key(fixture)
+    arrays = dict(twin.arrays)
+    arrays["kernel"] = np.ascontiguousarray(arrays["kernel"][:, ::-1])
+    twin._arrays = MappingProxyType(arrays)
+    assert twin.digest == fixture.digest and cache.fixture_key(twin) != cache.fixture_key(fixture)
