@@ -98,7 +98,7 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
             cases[(env, case["impl"])].append(case)
     wide = {}
     for column, members in cases.items():
-        kinds = {(c["status"], _shared_message(c)) for c in members}
+        kinds = {(c["status"], shared_message(c)) for c in members}
         if len(members) > 1 and len(kinds) == 1:
             status, message = next(iter(kinds))
             if status in (Status.XFAILED.value, Status.SKIPPED.value) and message:
@@ -106,7 +106,7 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
     return wide
 
 
-def _shared_message(case: dict) -> str:
+def shared_message(case: dict) -> str:
     """A skip's reason without the fixture/implementation prefix, so one reason reads the same in every row."""
     message = case.get("message") or ""
     for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):

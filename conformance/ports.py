@@ -95,6 +95,16 @@ def table(summaries: dict[str, dict]) -> tuple[list[tuple[str, str]], dict[tuple
     return ports, cells
 
 
+def unsupported_reasons(cases: list[dict], impl: str) -> list[tuple[str, int]]:
+    """The port's own skip reasons (``Unsupported``, ``supports()``), most frequent first; ``applies_to`` apart."""
+    counts: dict[str, int] = {}
+    for case in cases:
+        if case["impl"] == impl and case["status"] == Status.SKIPPED.value and not _not_applicable(case):
+            reason = findings.shared_message(case)
+            counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _versions(summaries: dict[str, dict], env: str, impl: str) -> str:
     info = (summaries[env].get("implementations") or {}).get(impl) or {}
     # versions and settings; not the long op lists or this machine's folders
@@ -124,6 +134,11 @@ def to_markdown(summaries: dict[str, dict]) -> str:
             continue
         row = [cell_text(cells[(env, impl, f)]) for f in feature_names]
         out.append(f"| `{impl}` ({env}) | " + " | ".join(row) + " |")
+    out += ["", "## What each port says it cannot express", ""]
+    for env, impl in ports:
+        reasons = unsupported_reasons(summaries[env]["cases"], impl)
+        if reasons and (env, impl) not in wide:
+            out.append(f"- `{impl}` ({env}): " + "; ".join(f"{n}× {reason}" for reason, n in reasons))
     out += ["", "## Versions", ""]
     out += [f"- `{impl}` ({env}): {_versions(summaries, env, impl) or '?'}" for env, impl in ports]
     return "\n".join(out) + "\n"

@@ -95,8 +95,11 @@ ARGS = {
     "dropout": "dropout", "recurrent_dropout": "recurrentDropout",
 }
 ARGS_BY_LAYER = {
-    "LSTM": {"recurrent_activation": "recurrentActivation", "unit_forget_bias": "unitForgetBias"},
-    "GRU": {"recurrent_activation": "recurrentActivation", "reset_after": "resetAfter"},
+    # implementation: tfjs takes it and always runs its implementation 2 (recurrent.ts 1284-1287, 1529-1532)
+    "LSTM": {"recurrent_activation": "recurrentActivation", "unit_forget_bias": "unitForgetBias",
+             "implementation": "implementation"},
+    "GRU": {"recurrent_activation": "recurrentActivation", "reset_after": "resetAfter",
+            "implementation": "implementation"},
     "SimpleRNN": {},
     "ConvLSTM1D": {"recurrent_activation": "recurrentActivation", "unit_forget_bias": "unitForgetBias",
                    "filters": "filters", "kernel_size": "kernelSize", "strides": "strides", "padding": "padding",
@@ -381,6 +384,9 @@ def layer_args(layer: str, config: Mapping) -> dict:
                                   f"in tfjs-layers at tfjs-v{TFJS_VERSION}; its rnn() always outputs the held state "
                                   "at a masked step, recurrent.ts lines 213-219)")
             continue
+        if key == "cell_wrapper":
+            raise Unsupported(f"this adapter builds tf.layers.{CLASSES[layer]}() only, not tf.layers.rnn() over "
+                              f"cells (cell_wrapper={value!r}): a limit of the adapter, not of tfjs")
         if key not in known:
             raise Unsupported(f"tfjs's {CLASSES[layer]}() has no counterpart of Keras {layer} option {key}={value!r}")
         if key in ("activation", "recurrent_activation"):
