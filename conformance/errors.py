@@ -25,6 +25,11 @@ class ImplementationError(Exception):
     """An implementation could not be loaded or returned something unusable."""
 
 
+class BrokenLibrary(ImplementationError):
+    """A library the implementation needs is installed but fails to import: an error of each case, never a
+    skip (a matrix env whose Keras cannot import must not come out green with every case skipped)."""
+
+
 class EngineError(ImplementationError):
     """A ``cmd:`` engine failed; the message already holds its stderr tail, so no Python traceback is shown."""
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from .applicability import not_applicable
 from .compare import compare
-from .errors import ConversionError, EngineError, FixtureError, ImplementationError, Unsupported
+from .errors import BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, Unsupported
 from .fixtures import Fixture, gallery_dir
 from .options import DEFAULT_TIMEOUT_S, REPRO_ENV
 from .registry import Implementation
@@ -124,6 +124,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
         return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
+    except BrokenLibrary as exc:  # installed but failing to import: the environment is broken, not a skip
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}: {exc}")
     except ConversionError as exc:  # the port's tool itself raised or refused: no numbers to compare
         who = f"implementation {impl.name!r}" + (f" {version}" if version else "")
         return Verdict(Status.CRASHED, f"{fixture.citation}: {who}: the tool crashed or refused the model: {exc}\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from ..errors import Unsupported
+from ..errors import BrokenLibrary, Unsupported
 
 # top-level module -> how to install it
 INSTALL = {
@@ -35,7 +35,7 @@ def require(module: str):
     """Import ``module``, or raise ``Unsupported`` saying which library is missing and how to install it.
 
     A library that is installed but fails to import is named as such, with the error: the hint
-    to install it would be wrong there.
+    to install it would be wrong there, and it is an error of the case (``BrokenLibrary``), not a skip.
     """
     try:
         return importlib.import_module(module)
@@ -43,7 +43,7 @@ def require(module: str):
         top = module.partition(".")[0]
         if isinstance(exc, ModuleNotFoundError) and exc.name == top:
             raise missing(module) from None
-        raise Unsupported(f"needs {top}, which is installed but fails to import: {exc}") from None
+        raise BrokenLibrary(f"needs {top}, which is installed but fails to import: {exc}") from None
 
 
 def check_installed(module: str) -> None:

@@ -231,7 +231,8 @@ def test_a_library_that_fails_to_import_is_not_called_missing(tmp_path, monkeypa
     from conformance.adapters.requires import require
     (tmp_path / "broken_lib_xyz.py").write_text("import a_dependency_that_is_missing_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(Unsupported, match=r"^needs broken_lib_xyz, which is installed but fails to import: "
+    from conformance.errors import BrokenLibrary
+    with pytest.raises(BrokenLibrary, match=r"^needs broken_lib_xyz, which is installed but fails to import: "
                                           r"No module named 'a_dependency_that_is_missing_xyz'$"):
         require("broken_lib_xyz")
 

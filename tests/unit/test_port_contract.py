@@ -107,3 +107,14 @@ def test_the_repro_line_carries_the_environment(monkeypatch):
     repro = next(line for line in message.splitlines() if line.startswith("repro:"))
     assert repro.startswith("repro: KERAS_BACKEND=jax PORT_PRECISION=f16 pytest --pyargs conformance --impl port")
     assert "UNSET_SETTING" not in repro
+
+
+def test_a_library_that_fails_to_import_is_an_error_not_a_skip(tmp_path, monkeypatch):
+    """An env whose library is installed but broken (e.g. Keras without its backend) must not come out green."""
+    from conformance.adapters.requires import require
+
+    (tmp_path / "broken_backend_xyz.py").write_text("import torch_that_is_not_installed_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    verdict = _judge(lambda fixture: require("broken_backend_xyz"), "lstm-basic")
+    assert verdict.status == Status.ERROR
+    assert "needs broken_backend_xyz, which is installed but fails to import" in verdict.message
