@@ -98,11 +98,18 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
             cases[(env, case["impl"])].append(case)
     wide = {}
     for column, members in cases.items():
-        kinds = {(c["status"], shared_message(c)) for c in members}
-        if len(members) > 1 and len(kinds) == 1:
+        ran = [c for c in members if c["status"] != Status.SKIPPED.value]
+        kinds = {(c["status"], shared_message(c)) for c in ran}
+        skipped = len(members) - len(ran)
+        if len(ran) > 1 and len(kinds) == 1:   # one ledger entry explains every case that ran
             status, message = next(iter(kinds))
-            if status in (Status.XFAILED.value, Status.SKIPPED.value) and message:
-                wide[column] = f"{status} on all {len(members)} fixtures: {message}"
+            if status == Status.XFAILED.value and message:
+                wide[column] = (f"xfailed on all {len(ran)} fixtures it ran"
+                                + (f" ({skipped} skipped)" if skipped else "") + f": {message}")
+        elif not ran and len(members) > 1:     # every case skipped for one reason
+            reasons = {shared_message(c) for c in members}
+            if len(reasons) == 1:
+                wide[column] = f"skipped on all {len(members)} fixtures: {reasons.pop()}"
     return wide
 
 
@@ -112,3 +119,11 @@ def shared_message(case: dict) -> str:
     for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
         message = message[len(prefix):] if message.startswith(prefix) else message
     return message
+
+
+def wide_lines(wide: dict[tuple[str, str], str]) -> list[str]:
+    """Column-wide reasons as Markdown lines, columns with the same reason on one line."""
+    by_text: dict[str, list[str]] = defaultdict(list)
+    for (env, impl), text in sorted(wide.items()):
+        by_text[text].append(f"{env} {impl}")
+    return [f"`{', '.join(columns)}`: {text}" for text, columns in by_text.items()]

@@ -122,7 +122,7 @@ def to_markdown(summaries: dict[str, dict]) -> str:
            "each checked against what Keras computes (`lstm-conformance report`).", "",
            f"## Divergences found ({len(found)})", ""]
     out += [f"- {d.line(markdown=True)}" for d in found] or ["None: every port computed what Keras computes where it ran."]
-    out += [f"- `{env} {impl}`: {text}" for (env, impl), text in sorted(wide.items())]
+    out += [f"- {line}" for line in findings.wide_lines(wide)]
     feature_names = [f for f, _ in FEATURES]
     out += ["", "## Port × feature", "",
             "Cells count fixtures: ✓ all pass; *wrong* = failed or a known divergence (ledger); *crash* = the tool "

@@ -195,8 +195,7 @@ def _preamble(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
     lines = [f"{len(matrix.fixtures)} fixtures × {len(summaries)} envs" + (f": {envs}" if envs else "") + "."]
     for impl, n in matrix.folded.items():
         lines.append(f"`{impl}` passed every fixture in all {n} envs (not shown as a column).")
-    for (env, impl), text in sorted(matrix.wide.items()):
-        lines.append(f"`{env} {impl}`: {text} (not shown as a column).")
+    lines += [f"{line} (not shown as a column)." for line in findings.wide_lines(matrix.wide)]
     return lines
 
 
