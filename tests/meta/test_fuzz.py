@@ -202,6 +202,7 @@ def test_a_finding_replays_from_its_printed_command(tmp_path, capsys):
 
 
 def test_database_lives_in_the_user_cache_and_replays_the_counterexample(tmp_path, monkeypatch):
+    monkeypatch.delenv("LSTM_CONFORMANCE_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     work = tmp_path / "work"
     work.mkdir()
@@ -379,6 +380,7 @@ def test_pytest_collects_no_fuzz_test_without_the_option(pytester):
 
 
 def test_pytest_option_fuzzes_each_implementation(pytester, monkeypatch):
+    monkeypatch.delenv("LSTM_CONFORMANCE_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "cache"))
     spec = "conformance.fuzz.mistaken:h_c_swapped"
     result = _suite(pytester, "--impl", spec, "--impl", "numpy-reference", "--conformance-fuzz", "20",

@@ -63,7 +63,8 @@ def test_real_conversion_passes(fixture_id, private_cache):
     key = (entry / "key.json").read_text()
     import keras
     import tensorflow as tf
-    for part in (FIXTURES[fixture_id].digest, VERSION, metadata.version("onnxruntime"), tf.__version__,
+    from conformance import cache
+    for part in (cache.fixture_key(FIXTURES[fixture_id]), VERSION, metadata.version("onnxruntime"), tf.__version__,
                  keras.__version__):
         assert f'"{part}"' in key, (part, key)
 

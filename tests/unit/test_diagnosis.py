@@ -84,7 +84,10 @@ def test_a_float16_run_is_named_float16_and_not_bfloat16(fixture_id, how):
     lines = diagnosis(fixture_id, as_returned(run))
     assert lines[0] == "no single catalogued mistake matches"
     assert len(lines) == 2 and lines[1].startswith("consistent with computing in float16 (median rel error ")
-    assert "bfloat16" not in lines[1]
+    # bfloat16 is never the dtype named; it may appear only as "bfloat16 matmul operands", whose errors
+    # look like float16's (measured on OpenVINO's bf16 CPU default)
+    assert "computing in bfloat16" not in lines[1]
+    assert lines[1].replace("bfloat16 matmul operands", "").replace("bfloat16 hardware", "").count("bfloat16") == 0
 
 
 def test_returned_values_that_are_bfloat16_numbers_are_said_to_be():
