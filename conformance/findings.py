@@ -114,7 +114,7 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
 
 
 def shared_message(case: dict) -> str:
-    """A skip's reason without the fixture/implementation prefix, so one reason reads the same in every row."""
+    """A case's message without the fixture/implementation prefix, so one reason reads the same in every row."""
     message = case.get("message") or ""
     for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
         message = message[len(prefix):] if message.startswith(prefix) else message

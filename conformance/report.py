@@ -120,12 +120,9 @@ def load_results(results_dir: str | Path) -> dict[str, dict]:
 def _message(case: dict) -> str:
     """The case's message; a skip reason loses the fixture/impl prefix and the running version, which
     the row and the column already say, so one note serves every cell with the same reason."""
-    message = case.get("message") or ""
     if case["status"] == "skipped":
-        for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
-            message = message[len(prefix):] if message.startswith(prefix) else message
-        message = _RUNNING.sub("", message)
-    return message
+        return _RUNNING.sub("", findings.shared_message(case))
+    return case.get("message") or ""
 
 
 def _column_order(column: "Column"):

@@ -108,6 +108,7 @@ class Session:
             "status": Status(verdict.status).value, "message": verdict.headline,
             "max_abs_error": None if verdict.max_abs_error is None else float(verdict.max_abs_error),
             "mismatched": [str(m) for m in verdict.mismatched],
+            "not_applicable": verdict.not_applicable,
             "diagnosis": diagnosis,  # kept when the ledger explains the case: the report groups divergences by it
             "layer": getattr(case.fixture, "layer", None), "tags": list(getattr(case.fixture, "tags", ())),
             "size": _size(case.fixture),

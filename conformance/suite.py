@@ -108,7 +108,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
                                 f"implementation {impl.name!r} (keras_version {keras_version!r}, backend "
                                 f"{backend!r}): {type(exc).__name__}: {exc}")
     if reason:
-        return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}")
+        return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}", not_applicable=True)
     private = fixture.isolated()  # supports() and run() see one private copy: nothing leaks to the next case
     try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
         unsupported = run.supports(private) if callable(getattr(run, "supports", None)) else None

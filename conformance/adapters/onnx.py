@@ -11,13 +11,12 @@ Keras's answer; elsewhere ``Unsupported`` says why.
 from __future__ import annotations
 
 import functools
-from importlib import metadata
 
 import numpy as np
 
 from ..errors import Unsupported
 from . import convert
-from .requires import check_installed, require
+from .requires import check_installed, distribution_version, require
 
 LIBRARY = "ONNX Runtime"
 OPSET = 14          # the LSTM/GRU/RNN operators as of opset 14 (``layout`` added; we use the default 0)
@@ -47,17 +46,11 @@ def _libraries():
     return require("onnx"), require("onnxruntime")
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 def info() -> dict:
     check_installed("onnx")
     check_installed("onnxruntime")
-    return {"onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"), "opset": OPSET}
+    return {"onnxruntime": distribution_version("onnxruntime"), "onnx": distribution_version("onnx"), "opset": OPSET}
 
 
 def weights(spec: convert.Recurrent) -> dict[str, np.ndarray]:
@@ -159,6 +152,6 @@ def run(fixture) -> dict[str, np.ndarray]:
     return convert.run_fixture(fixture, rnn, LIBRARY)
 
 
-run.version = _version("onnxruntime")
+run.version = distribution_version("onnxruntime")
 run.info = info
 run.supports = supports

@@ -33,13 +33,13 @@ by sorting the names as text: ``output_10`` sorts before ``output_2``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import re
 import shutil
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Mapping
 
@@ -49,7 +49,7 @@ from .. import cache
 from ..errors import ConversionError, Unsupported
 from . import keras_load, ported, quiet
 from .keras import LAYER_STATES
-from .requires import check_installed, require
+from .requires import check_installed, distribution_version, require
 
 TOOL = "openvino"
 DEVICE = "CPU"
@@ -63,12 +63,6 @@ _NOTES: dict[str, str] = {}
 _PRECISIONS: dict[str, set] = {"openvino": set(), "openvino-f32": set()}
 _LOCK = threading.Lock()
 
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _ov():
@@ -107,8 +101,11 @@ def _type_name(value) -> str:
     return get() if callable(get) else str(value)
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_capabilities() -> dict:
-    """The CPU device's name, OpenVINO's view of its capabilities, and the bfloat16 instructions it has."""
+    """The CPU device's name, OpenVINO's view of its capabilities, and the bfloat16 instructions it has.
+
+    Asked once per process: ``info()`` runs after every case, and the machine does not change in between."""
     ov_core = core()
     found = {"cpu": str(ov_core.get_property(DEVICE, "FULL_DEVICE_NAME")),
              "optimization_capabilities": ",".join(ov_core.get_property(DEVICE, "OPTIMIZATION_CAPABILITIES")),
@@ -126,8 +123,8 @@ def cpu_capabilities() -> dict:
 
 def cache_parts(fixture) -> dict:
     """What a conversion depends on: the fixture (its digest covers config, weights and model file), the tools, how."""
-    return {"fixture": cache.fixture_key(fixture), "openvino": _version("openvino"), **ported.keras_versions(),
-            "stateless_for_calls": bool(fixture.meta.get("calls")), "layout": LAYOUT, **SETTINGS}
+    return {"fixture": cache.fixture_key(fixture), "openvino": distribution_version("openvino"),
+            **ported.keras_versions(), "stateless_for_calls": bool(fixture.meta.get("calls")), "layout": LAYOUT, **SETTINGS}
 
 
 def _one_line(exc: BaseException, limit: int = 800) -> str:
@@ -150,7 +147,8 @@ def build_ir(fixture, folder: Path) -> None:
     try:
         model = ov.convert_model(str(saved))
     except Exception as exc:  # noqa: BLE001 - the frontend raises OpConversionFailure, GeneralFailure, ...
-        raise ConversionError(f"OpenVINO {_version('openvino')} convert_model failed: {_one_line(exc)}") from exc
+        raise ConversionError(f"OpenVINO {distribution_version('openvino')} convert_model failed: "
+                              f"{_one_line(exc)}") from exc
     converted = time.perf_counter()
     ops = sorted({node.get_type_name() for node in model.get_ordered_ops()})
     ov.save_model(model, str(folder / IR_NAME), compress_to_fp16=False)
@@ -186,7 +184,7 @@ class Loaded:
         try:
             self.compiled = ov_core.compile_model(ir_model, DEVICE, compile_config(impl))
         except Exception as exc:  # noqa: BLE001 - the plugin raises RuntimeError with its own text
-            raise ConversionError(f"OpenVINO {_version('openvino')} compile_model on {DEVICE} failed: "
+            raise ConversionError(f"OpenVINO {distribution_version('openvino')} compile_model on {DEVICE} failed: "
                                   f"{_one_line(exc)}") from exc
         self.precision = _type_name(self.compiled.get_property(_precision_key()))
         self.request = self.compiled.create_infer_request()
@@ -215,7 +213,7 @@ class Loaded:
         try:
             results = self.request.infer(tensors)
         except Exception as exc:  # noqa: BLE001 - the runtime's failure: no numbers to compare
-            raise ConversionError(f"OpenVINO {_version('openvino')} inference on {DEVICE} failed: "
+            raise ConversionError(f"OpenVINO {distribution_version('openvino')} inference on {DEVICE} failed: "
                                   f"{_one_line(exc)}") from exc
         return {key: np.array(results[port]) for port, key in self.outputs}
 
@@ -269,14 +267,15 @@ def _notes_for(impl: str):
 
 def _info_for(impl: str):
     def info() -> dict:
-        details = {"openvino": _version("openvino"), "device": DEVICE,
+        details = {"openvino": distribution_version("openvino"), "device": DEVICE,
                    "compile_config": "default" if impl == "openvino" else "INFERENCE_PRECISION_HINT=f32"}
         try:
             check_installed("openvino")
         except Unsupported as exc:
             details["openvino"] = f"missing ({exc})"
             return details
-        details.update(tensorflow=_version("tensorflow") or _version("tensorflow-cpu"), keras=_version("keras"))
+        details.update(tensorflow=distribution_version("tensorflow") or distribution_version("tensorflow-cpu"),
+                       keras=distribution_version("keras"))
         with _LOCK:
             seen = sorted(_PRECISIONS[impl])
         details["inference_precision"] = ",".join(seen) or "(nothing compiled yet)"
@@ -292,5 +291,5 @@ for _callable, _impl in ((run, "openvino"), (run_f32, "openvino-f32")):
     _callable.info = _info_for(_impl)
     _callable.notes = _notes_for(_impl)
     _callable.returns_trace = False
-    _callable.version = _version("openvino")  # the tool's version, in failure messages and the report
+    _callable.version = distribution_version("openvino")  # the tool's version, in failure messages and the report
     _callable.keras_semantics = keras_load.keras_version  # the Keras that built the model OpenVINO converts (SPEC 7.7)

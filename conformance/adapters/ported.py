@@ -50,36 +50,31 @@ def keras_graph(fixture) -> Graph:
     """The model to convert: the fixture's model file, or for stateful fixtures the same layers built stateless."""
     if fixture.meta.get("calls"):
         return stateless_model(fixture)
-    entry, data = keras_load.read_model_file(fixture)
-    path = fixture.model_path()
-    keras = keras_load.keras_module()
     if not keras_load.is_keras3():
         raise Unsupported(f"Keras {keras_load.keras_version()} cannot read Keras 3 model files")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    path = fixture.model_path()  # the sha256-checked file, copied into a private scratch folder
+    if path is None:
+        raise Unsupported(f"fixture {fixture.id!r} carries no saved model file")
+    entry = fixture.meta["model_file"]
+    model = keras_load.keras_module().saving.load_model(path, safe_mode=True, compile=False)
     keras_load.check_model_weights(fixture, model, entry["name"])
     return Graph(model, list(entry["inputs"]), list(entry["outputs"]), f"model file {entry['name']}")
 
 
 def stateless_model(fixture) -> Graph:
-    """A stateful fixture's layers, stateless, time axis open, initial states as inputs (zeros when not fed)."""
+    """A stateful fixture's layers, stateless, time axis open, initial states as inputs (zeros when not fed).
+
+    Stateful fixtures hold one plain layer, so call 0's final states (``calls/0/state_h``...) name them.
+    """
     batch = int(np.shape(fixture.inputs["x"])[0])
     inputs = dict(fixture.inputs)
-    for key in state_outputs(fixture.meta["model_file"]["outputs"] if fixture.meta.get("model_file")
-                             else _single_call_outputs(fixture)):
-        inputs.setdefault(state_input(key), np.zeros((batch, *_state_shape(fixture, key)), np.float32))
+    first_call = [k[len("calls/0/"):] for k in fixture.meta["outputs"] if k.startswith("calls/0/")]
+    for key in state_outputs(first_call):
+        shape = fixture.meta["arrays"][f"calls/0/{key}"]["shape"][1:]
+        inputs.setdefault(state_input(key), np.zeros((batch, *shape), np.float32))
     model, input_keys, output_keys = keras_load.contract_model(
         fixture.layer, fixture.config, fixture.weights, inputs, batch_size=batch, open_time=True)
     return Graph(model, input_keys, output_keys, "built stateless (stateful fixture)")
-
-
-def _single_call_outputs(fixture) -> list[str]:
-    return sorted({k.split("/", 2)[2] for k in fixture.meta["outputs"] if k.startswith("calls/")})
-
-
-def _state_shape(fixture, key: str) -> tuple[int, ...]:
-    name = next(k for k in fixture.meta["outputs"] if k.startswith("calls/0/") and k.endswith("/" + key)
-                or k == f"calls/0/{key}")
-    return tuple(fixture.meta["arrays"][name]["shape"][1:])
 
 
 def run_calls(fixture, graph: Graph, feed: Feed) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from importlib import metadata
 
 from ..errors import BrokenLibrary, Unsupported
 
@@ -54,3 +55,11 @@ def check_installed(module: str) -> None:
         found = False
     if not found:
         raise missing(module)
+
+
+def distribution_version(distribution: str) -> str | None:
+    """The installed distribution's version (without importing it), or None when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None

@@ -43,7 +43,6 @@ import os
 import threading
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Mapping
 
@@ -53,7 +52,7 @@ from .. import cache
 from ..errors import ConversionError, Unsupported
 from . import keras_load, ported, quiet
 from .keras import LAYER_STATES
-from .requires import check_installed, require
+from .requires import check_installed, distribution_version, require
 
 TOOL = "tf2onnx"
 API = "tf2onnx.convert.from_keras"
@@ -80,15 +79,9 @@ def _onnxruntime():
     return require("onnxruntime")
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 def tool_version() -> str:
-    return _version("tf2onnx") or "?"
+    return distribution_version("tf2onnx") or "?"
 
 
 def opset() -> int:
@@ -104,8 +97,8 @@ def opset() -> int:
 
 def versions() -> dict:
     """Everything a conversion depends on besides the fixture (part of every cache key)."""
-    return {"tf2onnx": tool_version(), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime"),
-            **ported.keras_versions()}
+    return {"tf2onnx": tool_version(), "onnx": distribution_version("onnx"),
+            "onnxruntime": distribution_version("onnxruntime"), **ported.keras_versions()}
 
 
 # -- conversion ------------------------------------------------------------------------------------
@@ -232,8 +225,8 @@ def load_session(model, log: list[str]):
         errors = [line for line in errors if "Unsupported ops" in line] + \
                  [line for line in errors if "Unsupported ops" not in line]  # tf2onnx's summary first
         text = "; ".join(errors)[:800]
-        raise ConversionError(f"onnxruntime {_version('onnxruntime')} would not load what {TOOL} {tool_version()} "
-                              f"wrote: {type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
+        raise ConversionError(f"onnxruntime {distribution_version('onnxruntime')} would not load what {TOOL} "
+                              f"{tool_version()} wrote: {type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
                               + (f" [{TOOL}'s errors: {text}]" if text else "")) from exc
 
 
@@ -260,7 +253,7 @@ class Session:
         try:
             values = self.session.run([self.output_names[k] for k in keys], feed)
         except Exception as exc:  # noqa: BLE001 - the runtime failing on the converted graph
-            raise ConversionError(f"onnxruntime {_version('onnxruntime')} failed running what {TOOL} "
+            raise ConversionError(f"onnxruntime {distribution_version('onnxruntime')} failed running what {TOOL} "
                                   f"{tool_version()} wrote: {type(exc).__name__}: "
                                   f"{' '.join(str(exc).split())[:800]}") from exc
         return {key: np.asarray(value) for key, value in zip(keys, values)}

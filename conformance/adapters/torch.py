@@ -10,13 +10,12 @@ hand-stepping would test the adapter, not PyTorch.
 from __future__ import annotations
 
 import functools
-from importlib import metadata
 
 import numpy as np
 
 from ..errors import Unsupported
 from . import convert
-from .requires import check_installed, require
+from .requires import check_installed, distribution_version, require
 
 LIBRARY = "PyTorch"
 MODULES = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
@@ -34,16 +33,9 @@ def _torch():
     return torch
 
 
-def _version() -> str | None:
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def info() -> dict:
     check_installed("torch")
-    return {"torch": _version()}
+    return {"torch": distribution_version("torch")}
 
 
 def _module_kwargs(spec: convert.Recurrent) -> dict:
@@ -134,6 +126,6 @@ def run(fixture) -> dict[str, np.ndarray]:
     return convert.run_fixture(fixture, rnn, LIBRARY)
 
 
-run.version = _version()
+run.version = distribution_version("torch")
 run.info = info
 run.supports = supports

@@ -62,14 +62,20 @@ PRECISION_FIXTURES = ["lstm-seed-question", "gru-reset-after-basic", "simple-rnn
 
 # -- reduced precision -------------------------------------------------------------------------------------
 
+def _precision_lines(fixture_id: str, how: str, rounder) -> list[str]:
+    """The diagnosis of the reference run rounded like a runtime: at each step, or only its outputs."""
+    problem = Problem.of(FIXTURES[fixture_id])
+    run = rounded_steps(rounder)(problem) if how == "each step" else {
+        k: rounder(v) for k, v in problem.outputs().items() if k != "trace"}
+    lines = diagnosis(fixture_id, as_returned(run))
+    assert lines[0] == "no single catalogued mistake matches"
+    return lines
+
+
 @pytest.mark.parametrize("fixture_id", PRECISION_FIXTURES)
 @pytest.mark.parametrize("how", ["each step", "outputs only"])
 def test_a_bfloat16_run_is_named_bfloat16_and_not_float16(fixture_id, how):
-    problem = Problem.of(FIXTURES[fixture_id])
-    run = rounded_steps(round_bfloat16)(problem) if how == "each step" else {
-        k: round_bfloat16(v) for k, v in problem.outputs().items() if k != "trace"}
-    lines = diagnosis(fixture_id, as_returned(run))
-    assert lines[0] == "no single catalogued mistake matches"
+    lines = _precision_lines(fixture_id, how, round_bfloat16)
     assert len(lines) == 2 and lines[1].startswith("consistent with computing in bfloat16 (median rel error ")
     assert "bf16 unit roundoff 0.0039" in lines[1]
     assert "float16" not in lines[1].replace("bfloat16", "")
@@ -78,11 +84,7 @@ def test_a_bfloat16_run_is_named_bfloat16_and_not_float16(fixture_id, how):
 @pytest.mark.parametrize("fixture_id", PRECISION_FIXTURES)
 @pytest.mark.parametrize("how", ["each step", "outputs only"])
 def test_a_float16_run_is_named_float16_and_not_bfloat16(fixture_id, how):
-    problem = Problem.of(FIXTURES[fixture_id])
-    run = rounded_steps(round_float16)(problem) if how == "each step" else {
-        k: round_float16(v) for k, v in problem.outputs().items() if k != "trace"}
-    lines = diagnosis(fixture_id, as_returned(run))
-    assert lines[0] == "no single catalogued mistake matches"
+    lines = _precision_lines(fixture_id, how, round_float16)
     assert len(lines) == 2 and lines[1].startswith("consistent with computing in float16 (median rel error ")
     # bfloat16 is never the dtype named; it may appear only as "bfloat16 matmul operands", whose errors
     # look like float16's (measured on OpenVINO's bf16 CPU default)

@@ -1,9 +1,10 @@
 """The ports table and the findings list, built from real JSON summaries of real suite runs.
 
-Three "ports" run on a few gallery fixtures with the real plug-in: one that is right, one that
-computes the GRU gates in the wrong order (a catalogued mistake the diagnosis names), one whose
-tool refuses every masked fixture (crashed) and returns only ``output`` otherwise (partial), and
-one whose every case is explained by one ledger entry (a column-wide line, not a column).
+Four "ports" run on a few gallery fixtures with the real plug-in: one that is right (and follows
+Keras 3, so the Keras 2-only fixture is n/a), one that computes the GRU gates in the wrong order (a
+catalogued mistake the diagnosis names), one whose tool refuses every masked fixture (crashed) and
+returns only ``output`` otherwise (partial), and one that fails the way Keras 2 fails to load a Keras 3
+model file, explained by the shipped ledger's entry (a column-wide line, not a column).
 """
 
 from __future__ import annotations
@@ -13,22 +14,22 @@ import shutil
 
 import pytest
 
-from conformance import findings, ports, report
+from conformance import findings, ledger, ports, report
 
 from conftest import REPO
 
 FIXTURES = ("lstm-basic", "lstm-mask-trailing", "gru-reset-after-basic", "gru-reset-after-return-sequences",
-            "simple-rnn-basic")
+            "simple-rnn-basic", "lstm-hard-sigmoid-keras2")
 PORTS = '''
-import numpy as np
 from conformance import ConversionError
-from conformance.mistakes import BY_KEY, Problem
+from conformance.mistakes import BY_KEY
 from conformance.reference import run as correct
 
 
 def right(fixture):
     return {k: v for k, v in correct(fixture).items() if k != "trace"}
 right.returns_trace = False
+right.keras_semantics = "3.15.1"  # like a converter of Keras 3 models: Keras 2-only fixtures are n/a
 
 
 def gates_swapped(fixture):
@@ -46,11 +47,13 @@ def output_only(fixture):
 output_only.returns = lambda fixture: ["output"]
 
 
-def doubled(fixture):
-    return {k: v * 2 for k, v in right(fixture).items()}
+def keras2_loader(fixture):
+    """Keras 2 loading a Keras 3 model file, as the matrix's Keras 2 envs do: it fails on every fixture."""
+    raise RuntimeError("keras 2.15.0 could not load model.keras: No module named 'keras.src.models.functional'")
 '''
-LEDGER_REASON = "doubled returns twice what Keras computes, everywhere (this test's column-wide divergence)."
-LEDGER_LINK = "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/layers/rnn/lstm.py"
+# the shipped ledger's entry for exactly this (Keras 2 cannot load Keras 3 model files), reused with its link
+SHIPPED = next(e for e in ledger.load() if e.impl == "keras-load" and e.keras == "<3")
+LEDGER_REASON, LEDGER_LINK = SHIPPED.reason, SHIPPED.link
 
 
 @pytest.fixture
@@ -60,12 +63,12 @@ def summaries(pytester, tmp_path):
         shutil.copytree(REPO / "fixtures" / name, gallery / name)
     ledger = tmp_path / "ledger.yaml"
     ledger.write_text("format_version: 1\nentries:\n  - " + json.dumps(
-        {"fixture": "*", "impl": "ports_impls:doubled", "kind": "mismatch", "reason": LEDGER_REASON,
+        {"fixture": "*", "impl": "ports_impls:keras2_loader", "kind": "error", "reason": LEDGER_REASON,
          "link": LEDGER_LINK}) + "\n")
     pytester.makepyfile(ports_impls=PORTS)
     pytester.syspathinsert()
     results = tmp_path / "results"
-    for env, impls in (("ports-a", ["right", "gates_swapped"]), ("ports-b", ["output_only", "doubled"])):
+    for env, impls in (("ports-a", ["right", "gates_swapped"]), ("ports-b", ["output_only", "keras2_loader"])):
         pytester.runpytest("-p", "no:cacheprovider", "--pyargs", "conformance", "--fixtures-dir", str(gallery),
                            "--ledger", str(ledger), "--impl", "numpy-reference",
                            *[a for i in impls for a in ("--impl", f"ports_impls:{i}")],
@@ -76,12 +79,14 @@ def summaries(pytester, tmp_path):
 def test_the_table_counts_each_port_per_feature(summaries):
     names, cells = ports.table(summaries)
     assert names == [("ports-a", "ports_impls:gates_swapped"), ("ports-a", "ports_impls:right"),
-                     ("ports-b", "ports_impls:doubled"), ("ports-b", "ports_impls:output_only")]
-    assert cells[("ports-a", "ports_impls:right", "all")] == {"pass": 5}
+                     ("ports-b", "ports_impls:keras2_loader"), ("ports-b", "ports_impls:output_only")]
+    assert cells[("ports-a", "ports_impls:right", "all")] == {"pass": 5, "n/a": 1}
+    assert cells[("ports-a", "ports_impls:right", "hard_sigmoid")] == {"n/a": 1}
+    assert ports.cell_text(cells[("ports-a", "ports_impls:right", "hard_sigmoid")]) == "n/a"
     assert cells[("ports-a", "ports_impls:gates_swapped", "GRU reset_after")] == {"wrong": 2}
-    assert cells[("ports-a", "ports_impls:gates_swapped", "LSTM")] == {"pass": 2}
+    assert cells[("ports-a", "ports_impls:gates_swapped", "LSTM")] == {"pass": 3}  # declares no Keras: runs keras2
     assert cells[("ports-b", "ports_impls:output_only", "masking")] == {"crash": 1}
-    assert cells[("ports-b", "ports_impls:output_only", "all")] == {"crash": 1, "partial": 4}
+    assert cells[("ports-b", "ports_impls:output_only", "all")] == {"crash": 1, "partial": 5}
     assert ports.cell_text(cells[("ports-a", "ports_impls:right", "SimpleRNN")]) == "✓ 1"
     assert ports.cell_text(cells[("ports-a", "ports_impls:right", "stateful")]) == "—"
 
@@ -99,17 +104,17 @@ def test_findings_come_first_one_line_per_divergence(summaries):
     markdown = ports.to_markdown(summaries)
     head, _, table = markdown.partition("## Port × feature")
     assert "## Divergences found" in head and swapped.line(markdown=True) in head and crash.line(markdown=True) in head
-    # the ledger entry covering the whole doubled column is one line, and the column leaves the table
-    assert f"`ports-b ports_impls:doubled`: xfailed on all 5 fixtures it ran: {LEDGER_REASON} ({LEDGER_LINK})" in head
-    assert "ports_impls:doubled" not in table.split("## Versions")[0]
+    # the ledger entry covering the whole keras2_loader column is one line, and the column leaves the table
+    assert f"`ports-b ports_impls:keras2_loader`: xfailed on all 6 fixtures it ran: {LEDGER_REASON} ({LEDGER_LINK})" in head
+    assert "ports_impls:keras2_loader" not in table.split("## Versions")[0]
     assert "| `ports_impls:output_only` (ports-b) |" in table
 
 
 def test_the_matrix_report_also_leads_with_findings(summaries, tmp_path):
     matrix = report.build(summaries)
-    assert ("ports-b", "ports_impls:doubled") not in [(c.env, c.impl) for c in matrix.columns]
+    assert ("ports-b", "ports_impls:keras2_loader") not in [(c.env, c.impl) for c in matrix.columns]
     text = report.to_markdown(matrix, summaries)
     assert text.index("## Divergences found") < text.index("## Not passing everywhere")
-    assert "`ports-b ports_impls:doubled`: xfailed on all 5 fixtures it ran" in text
+    assert "`ports-b ports_impls:keras2_loader`: xfailed on all 6 fixtures it ran" in text
     html = ports.to_html(summaries, report.CSS)
     assert "Divergences found (2)" in html and "ports_impls:output_only" in html
