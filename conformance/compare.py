@@ -37,17 +37,20 @@ def validate(fixture, result, returns: Collection[str] | None = None) -> list[st
                  for k in result if k not in expected and k != "trace"]
     for name in expected:
         if name in result:
-            problems += check_array(name, result[name], expected[name].shape)
+            problems += check_array(name, result[name], expected[name])
     if "trace" in result and not isinstance(result["trace"], Mapping):
         problems.append(f"'trace' is {type(result['trace']).__name__}, expected a mapping of gate name -> array")
     return problems
 
 
-def check_array(name: str, value, shape) -> list[str]:
+def check_array(name: str, value, want: np.ndarray) -> list[str]:
+    """``value`` is an array of the expected shape, finite, in float32 or float64 (or the fixture's own dtype:
+    float16 under mixed_float16)."""
+    shape, accepted = want.shape, sorted({*ACCEPTED_DTYPES, want.dtype.name})
     if not isinstance(value, np.ndarray):
         return [f"output {name!r} is {type(value).__name__}, expected numpy.ndarray"]
-    if value.dtype.name not in ACCEPTED_DTYPES:
-        return [f"output {name!r} has dtype {value.dtype.name}, expected float32 (float64 is accepted)"]
+    if value.dtype.name not in accepted:
+        return [f"output {name!r} has dtype {value.dtype.name}, expected {' or '.join(accepted)}"]
     if value.shape != tuple(shape):
         return [f"output {name!r} has shape {value.shape}, expected {tuple(shape)}"]
     if not np.all(np.isfinite(value)):

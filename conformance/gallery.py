@@ -27,11 +27,16 @@ TRACE_LABELS = {"i": "input gate i", "f": "forget gate f", "c_tilde": "candidate
                 "h": "hidden state h"}
 
 
-def fmt(array, precision: int | None = None) -> str:
+SUMMARISE_OVER = 10_000  # values in a fixture beyond which show summarises every array (the scale family)
+
+
+def fmt(array, precision: int | None = None, threshold: int = 1000) -> str:
     """One array as text (``show``, ``explain`` and the gallery pages share it).
 
     By default each float is the shortest decimal that reads back as the same float32: a conformance
     bug can be 1e-5, which rounding to a few decimals would hide. ``precision`` gives fixed decimals.
+    An array of more than ``threshold`` values (the scale family's) is summarised by numpy with its
+    first and last three values on each axis; ``lstm-conformance export`` writes every value.
     """
     array = np.asarray(array)
     if array.dtype == bool:
@@ -39,7 +44,8 @@ def fmt(array, precision: int | None = None) -> str:
     if precision is None and array.dtype.kind == "f":
         array = array.astype(np.float32)
     mode = {"floatmode": "unique"} if precision is None else {"floatmode": "fixed", "precision": precision}
-    return np.array2string(array, **mode, suppress_small=False, max_line_width=110, sign=" ", threshold=10_000)
+    return np.array2string(array, **mode, suppress_small=False, max_line_width=110, sign=" ",
+                           threshold=threshold, edgeitems=3)
 
 
 def shape_text(shape: Iterable[int]) -> str:
@@ -110,18 +116,18 @@ def _applies_to(meta: Mapping) -> str:
     return ", ".join(f"{k} {v if isinstance(v, str) else ', '.join(map(str, v))}" for k, v in applies.items())
 
 
-def weight_blocks(fixture: Fixture, precision: int | None = None) -> list[str]:
+def weight_blocks(fixture: Fixture, precision: int | None = None, threshold: int = 1000) -> list[str]:
     """Each weight as its gate blocks, named, with the column range taken from ``fixture.gates``."""
     lines = []
     for name, weight in fixture.weights.items():
         lines.append(f"{name} {shape_text(weight.shape)} {weight.dtype.name}")
         gates = fixture.gates.get(name)
         if not gates:
-            lines += ["  (no gate slices recorded for this weight)", _indent(fmt(weight, precision), 4)]
+            lines += ["  (no gate slices recorded for this weight)", _indent(fmt(weight, precision, threshold), 4)]
             continue
         for gate, (start, stop) in gates.items():
             lines.append(f"  {gate} = {name}{column_slice(weight.ndim, start, stop)}")
-            lines.append(_indent(fmt(weight[..., start:stop], precision), 4))
+            lines.append(_indent(fmt(weight[..., start:stop], precision, threshold), 4))
     return lines
 
 
@@ -129,11 +135,11 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
-def _array_lines(arrays: Mapping[str, np.ndarray], precision: int | None = None) -> list[str]:
+def _array_lines(arrays: Mapping[str, np.ndarray], precision: int | None = None, threshold: int = 1000) -> list[str]:
     lines = []
     for name, value in arrays.items():
         lines.append(f"{name} {shape_text(value.shape)} {value.dtype.name}")
-        lines.append(_indent(fmt(value, precision), 2))
+        lines.append(_indent(fmt(value, precision, threshold), 2))
     return lines
 
 
@@ -147,6 +153,9 @@ def fixture_markdown(fixture: Fixture, heading: str = "###", precision: int | No
     meta = fixture.meta
     config = _config_text(fixture.config)
     tol = fixture.tolerance
+    values = sum(int(np.prod(spec["shape"])) for spec in meta["arrays"].values())
+    threshold = 64 if values > SUMMARISE_OVER else 1000  # a scale fixture: arrays summarised, still pasteable
+    basis = tol.get("basis")
     lines = [f"{heading} `{fixture.citation}`", "", fixture.description.strip(), "",
              f"- **citation:** `{fixture.citation}` (full digest `{fixture.digest}`)",
              f"- **layer:** {fixture.layer}; **tags:** {', '.join(fixture.tags) or '-'}",
@@ -154,13 +163,19 @@ def fixture_markdown(fixture: Fixture, heading: str = "###", precision: int | No
              f"- **config:** `{config}`",
              "- **activations:** " + "; ".join(_activations_text(fixture.activations)),
              f"- **tolerance:** atol {tol['atol']:g}, rtol {tol['rtol']:g} (`|got - expected| <= atol + rtol*|expected|`)",
+             *([f"- **tolerance basis:** {basis['rule']}; compute dtype {basis['compute_dtype']}; measured: "
+                + ", ".join(f"{k} {v:g}" for k, v in basis["sources"].items())] if basis else []),
+             *([f"- **precision:** policy {meta['precision']['policy']}: variables {meta['precision']['variables']}, "
+                f"compute {meta['precision']['compute']}, outputs {meta['precision']['outputs']}"
+                + (" (stored as float32, exactly)" if meta["precision"]["outputs"] == "bfloat16" else "")]
+               if meta.get("precision") else []),
              f"- **applies to:** {_applies_to(meta)}",
              *([f"- **stateful calls:** steps {meta['calls'].get('steps')}, reset_state() before calls "
                 f"{meta['calls'].get('reset_before') or 'none'}"] if meta.get("calls") else []),
              "", "**Weights**, sliced by gate (columns `[start:stop]` of the last axis, from the fixture's `gates`):", "",
-             *fence(weight_blocks(fixture, precision)),
-             "", "**Inputs** (x is batch x time x features):", "", *fence(_array_lines(fixture.inputs, precision)),
-             "", "**Expected outputs** (Keras):", "", *fence(_array_lines(fixture.expected, precision)),
+             *fence(weight_blocks(fixture, precision, threshold)),
+             "", "**Inputs** (x is batch x time x features):", "", *fence(_array_lines(fixture.inputs, precision, threshold)),
+             "", "**Expected outputs** (Keras):", "", *fence(_array_lines(fixture.expected, precision, threshold)),
              "", "**Reproduce:**", "",
              *fence([repro_line(fixture.id), f"lstm-conformance explain {fixture.id}"], "sh"), ""]
     return "\n".join(lines)
