@@ -37,7 +37,7 @@ from conformance.writer import finish_meta, write_fixture
 
 HERE = Path(__file__).resolve().parent
 CATALOG_DIR = HERE / "catalog"
-TOLERANCES = "tolerances.yaml"  # measured differences (SPEC 4.3), in the catalog folder but not a catalog file
+TOLERANCES = "tolerances.yaml"  # measured differences (SPEC 6.1), in the catalog folder but not a catalog file
 FLOAT32_TOLERANCE = {"atol": 1.0e-5, "rtol": 1.0e-4}  # the gallery's float32 default (catalog defaults)
 GENERATOR_VERSION = "1"
 
@@ -106,7 +106,7 @@ def resolve_tolerance(entry: dict, config: dict, expected: dict, ref: dict, meas
     if len(sources) == 1 and not provisional:
         raise GenerationError(f"{entry['id']}: tolerance is 'measured' but {TOLERANCES} has no measurements "
                               "for it: generate with --provisional, run the matrix, then "
-                              "--measure-tolerances RESULTS... (SPEC 4.3)")
+                              "--measure-tolerances RESULTS... (SPEC 6.1)")
     result = tolerance.from_measurements(sources, compute)
     if len(sources) == 1:
         result["basis"]["provisional"] = True  # never shipped (tests/meta/test_gallery.py)
@@ -212,12 +212,12 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = 
 
 def measure_tolerances(catalog: Path, result_dirs: list[Path]) -> int:
     """catalog/tolerances.yaml: for every ``tolerance: measured`` entry, the largest difference from its expected
-    values that Keras produced in each env of the matrix (SPEC 4.3). The float64 reference's is taken at generation."""
+    values that Keras produced in each env of the matrix (SPEC 6.1). The float64 reference's is taken at generation."""
     measured = {e["id"] for e in read_catalog(catalog) if e["tolerance"] == "measured"}
     found = tolerance.matrix_differences(result_dirs, measured)
     missing = sorted(measured - set(found))
     header = ("# Measured differences of Keras from the expected values of each `tolerance: measured` fixture\n"
-              "# (SPEC 4.3), per <env>/<implementation> of the tox matrix; written by\n"
+              "# (SPEC 6.1), per <env>/<implementation> of the tox matrix; written by\n"
               f"#   python generate_fixtures.py --measure-tolerances {' '.join(str(d) for d in result_dirs)}\n"
               "# Cases a ledger entry explains are left out. Regenerate the fixtures after changing it.\n")
     tolerance.write_measurements(catalog / TOLERANCES, found, header)

@@ -1,4 +1,4 @@
-"""Measured tolerances (SPEC 4.3): how far Keras disagrees with itself, times a stated margin.
+"""Measured tolerances (SPEC 6.1): how far Keras disagrees with itself, times a stated margin.
 
 A catalog entry with ``tolerance: measured`` gets its tolerance from ``catalog/tolerances.yaml``:
 for each fixture, the largest ``|got - expected|`` that Keras itself produced across the matrix's
