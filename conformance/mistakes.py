@@ -783,12 +783,28 @@ def _reference(fixture) -> dict:
         return {k: np.asarray(v, np.float64) for k, v in fixture.expected.items()}
 
 
+SEARCH_LIMIT = 50_000   # step-values (batch x steps x units) above which diagnosis searches no mistake
+
+
+def step_values(fixture) -> int:
+    """batch x steps x the widest output's last axis: what one reference run of the fixture computes, roughly."""
+    x = np.shape(fixture.inputs["x"])
+    return int(x[0] * x[1] * max(np.shape(v)[-1] for v in fixture.expected.values()))
+
+
 def diagnose(fixture, result: Mapping) -> str | None:
     """Plain words for the failure message, one line per finding (``compare`` prefixes each with
     ``diagnosis:``); None when the returned outputs agree with the fixture (nothing to diagnose)."""
     keys = _checked(fixture, result)
     if not keys or _agrees(fixture, result, fixture.expected, keys):
         return None
+    work = step_values(fixture)
+    if work > SEARCH_LIMIT:  # the scale family: each catalogued mistake is a whole reference run
+        found = precision(result, _reference(fixture), keys)
+        return "\n".join([f"catalogued mistakes not searched: this fixture is large ({work:,} step-values; each of "
+                           f"the {len(CATALOGUE)} mistakes, and their pairs, is a whole run of it); the small "
+                           "fixtures of the same layer show the same mistakes",
+                           *([_precision_words(found)] if found else [])])
     singles = _singles(fixture, keys)
     found = matching(fixture, result, singles)
     if found:

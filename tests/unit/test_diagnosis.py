@@ -297,3 +297,18 @@ def test_every_catalogued_mistake_has_a_fixture_of_its_own_and_a_unique_key():
 def test_precision_is_none_without_non_zero_expected_values():
     zeros = {"output": np.zeros((2, 3))}
     assert precision(zeros, zeros, ["output"]) is None
+
+
+def test_a_scale_fixture_is_not_searched_for_mistakes_and_says_so_with_the_precision_hint():
+    """The scale family (SPEC 5.14): each catalogued mistake would be a whole 500-step run; the failure says the
+    search was not made, and the precision hint, which needs one run, is still given."""
+    fid = "scale-lstm-128u-500t"
+    assert mistakes.step_values(FIXTURES[fid]) > mistakes.SEARCH_LIMIT
+    assert max(mistakes.step_values(f) for f in FIXTURES.values() if "scale" not in f.tags) <= mistakes.SEARCH_LIMIT
+    rounded = as_returned({k: round_bfloat16(v) for k, v in keras(fid).items() if k != "trace"})
+    lines = diagnosis(fid, rounded)
+    assert lines[0].startswith("catalogued mistakes not searched: this fixture is large (256,000 step-values")
+    assert "consistent with computing in bfloat16" in lines[1]
+    wrong = as_returned(BY_KEY["lstm-gate-order-ifoc"].outputs(FIXTURES[fid]))  # a mistake: still not searched
+    lines = diagnosis(fid, wrong)
+    assert len(lines) == 1 and lines[0].startswith("catalogued mistakes not searched"), lines
