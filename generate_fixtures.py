@@ -10,6 +10,7 @@ values changed is not overwritten without ``--update``.
     python generate_fixtures.py            # write new fixtures, refuse changed ones
     python generate_fixtures.py --check    # regenerate in memory, compare with disk
     python generate_fixtures.py --only 'lstm-mask-*' --update
+    python generate_fixtures.py --keras2-h5 [--check]   # Keras 2 .h5 files, under tf.keras 2.15 (tox -e generate-keras2)
 """
 
 from __future__ import annotations
@@ -183,7 +184,12 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with disk instead of writing")
     parser.add_argument("--update", action="store_true", help="overwrite fixtures whose values changed")
     parser.add_argument("--catalog", type=Path, default=CATALOG_DIR)
+    parser.add_argument("--keras2-h5", action="store_true",
+                        help="the Keras 2 model files (fixtures/keras2-h5.yaml) instead, under tf.keras 2.15")
     args = parser.parse_args(argv)
+    if args.keras2_h5:
+        from conformance.legacy import generate_command
+        return generate_command(args.out, args.catalog, args.only, args.check, args.update)
 
     started = time.perf_counter()
     import tensorflow as tf
