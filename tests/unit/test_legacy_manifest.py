@@ -179,3 +179,21 @@ def test_a_broken_manifest_is_an_error_of_each_case_naming_it(gallery, text, mes
         verdict = judge(Case(IMPL, fixture(gallery, fid)), 60)
         assert verdict.status == "error" and message in verdict.message, verdict.message
         assert str(gallery / MANIFEST_NAME) in verdict.message
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow  # verify loads each model.keras with Keras 3 where it is installed
+def test_verify_checks_the_keras2_files_and_names_a_tampered_one(gallery, capsys):
+    from conformance.cli import main
+    assert main(["verify", "--fixtures-dir", str(gallery)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for fid in LISTED:
+        assert any(line.startswith(f"OK     {fid}@") and line.endswith("model.keras, model.h5)") for line in lines), lines
+    assert any(line.startswith(f"OK     {UNLISTED}@") and line.endswith("model.keras)") for line in lines), lines
+    path = gallery / LISTED[1] / "model.h5"
+    path.write_bytes(path.read_bytes()[:-1])
+    assert main(["verify", "--fixtures-dir", str(gallery)]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and LISTED[1] in failed[0], failed
+    assert "model.h5 does not match its sha256 in keras2-h5.yaml" in failed[0], failed
