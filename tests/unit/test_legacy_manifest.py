@@ -159,6 +159,7 @@ def test_a_linked_file_is_refused(gallery):
 
 @pytest.mark.parametrize("change, message", [
     ({"inputs": ["x", "mask"]}, "inputs \\['x', 'mask'\\] are not the fixture's inputs"),
+    ({"outputs": [{"output": 1}]}, "outputs \\[\\{'output': 1\\}\\] are not the fixture's outputs"),
     ({"sha256": "ABC"}, "sha256 must be 64 lowercase hex digits"),
     ({"fixture_digest": "md5:00"}, "fixture_digest must be sha256:<64 hex digits>"),
     ({"generated_by": "keras 2"}, "generated_by must be a mapping")])
