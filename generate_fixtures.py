@@ -31,13 +31,15 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 import yaml
 
-from conformance import reference
+from conformance import reference, tolerance
 from conformance.fixtures import FixtureError, compute_digest, list_fixtures, load_arrays
 from conformance.entries import fixture_meta, parts, saved_model
 from conformance.writer import finish_meta, write_fixture
 
 HERE = Path(__file__).resolve().parent
 CATALOG_DIR = HERE / "catalog"
+TOLERANCES = "tolerances.yaml"  # measured differences (SPEC 6.1), in the catalog folder but not a catalog file
+FLOAT32_TOLERANCE = {"atol": 1.0e-5, "rtol": 1.0e-4}  # the gallery's float32 default (catalog defaults)
 GENERATOR_VERSION = "1"
 
 
@@ -51,6 +53,8 @@ def read_catalog(directory: Path = CATALOG_DIR) -> list[dict]:
     """All catalog entries, each merged over its file's ``defaults``; ids must be unique."""
     entries, seen = [], set()
     for path in sorted(directory.glob("*.yaml")):
+        if path.name == TOLERANCES:
+            continue
         data = yaml.safe_load(path.read_text())
         defaults = data.get("defaults", {})
         for entry in data["fixtures"]:
@@ -91,6 +95,25 @@ def cross_check(fid: str, expected: dict, ref: dict, tolerance: dict) -> None:
                                   f"(max abs error {err:.3g}, at {np.argwhere(bad)[0].tolist()})")
 
 
+def resolve_tolerance(entry: dict, config: dict, expected: dict, ref: dict, measurements: dict,
+                      provisional: bool) -> dict:
+    """The entry's tolerance; ``measured``: the rule over the matrix's measurements and the float64 reference's
+    difference from these expected values (``conformance.tolerance``)."""
+    if entry["tolerance"] != "measured":
+        return entry["tolerance"]
+    own = max(float(np.max(np.abs(np.asarray(v, np.float64) - ref[k]), initial=0.0)) for k, v in expected.items())
+    sources = {**measurements.get(entry["id"], {}), "reference-float64": own}
+    compute = tolerance.precision(config)["compute"]
+    if len(sources) == 1 and not provisional:
+        raise GenerationError(f"{entry['id']}: tolerance is 'measured' but {TOLERANCES} has no measurements "
+                              "for it: generate with --provisional, run the matrix, then "
+                              "--measure-tolerances RESULTS... (SPEC 6.1)")
+    result = tolerance.from_measurements(sources, compute)
+    if len(sources) == 1:
+        result["basis"]["provisional"] = True  # never shipped (tests/meta/test_gallery.py)
+    return result
+
+
 def keras_compute(layer: str, config: dict, weights: dict, inputs: dict, overrides: dict, calls=None) -> dict:
     """What Keras computes for the fixture. ``time_major`` (a Keras 2 option, which Keras 3 refuses) is the
     batch-major layer on the transposed ``x``, its returned sequence transposed back: Keras 2 itself is
@@ -105,7 +128,8 @@ def keras_compute(layer: str, config: dict, weights: dict, inputs: dict, overrid
     return keras_adapter.compute_any(layer, config, weights, inputs, overrides, calls=calls)
 
 
-def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
+def generate(entry: dict, generated_by: dict, measurements: dict | None = None,
+             provisional: bool = False) -> tuple[dict, dict, dict]:
     """Metadata, arrays and extra files (the saved model) of one fixture, computed by Keras and checked by the reference."""
     from conformance.adapters import keras as keras_adapter
 
@@ -114,22 +138,33 @@ def generate(entry: dict, generated_by: dict) -> tuple[dict, dict, dict]:
     if entry.get("bias") == "initializer":  # the layer's own initial bias (e.g. unit_forget_bias ones)
         built = keras_adapter.build_layer(layer, p.config, p.inputs["x"].shape, p.overrides)
         p.weights["bias"] = np.asarray(built.get_weights()[2], np.float32)
-    tolerance = entry["tolerance"]
 
     calls = p.calls
+    stored = tolerance.stored_dtype(tolerance.precision(p.config)["outputs"])
     expected = keras_compute(layer, p.config, p.weights, p.inputs, p.overrides, calls=calls)
-    expected = {k: np.asarray(v, np.float32) for k, v in expected.items()}
+    expected = {k: np.asarray(v).astype(stored) for k, v in expected.items()}
     ref = reference.compute(layer, p.config, p.weights, p.gates, p.activations, p.inputs, calls=calls)
-    cross_check(fid, expected, ref, tolerance)
-    if layer not in ("Bidirectional", "Stacked") and not calls:
+    fixture_tolerance = resolve_tolerance(entry, p.config, expected, ref, measurements or {}, provisional)
+    # The semantics: the reference against Keras at a tenth of the tolerance; for a dtype policy, against Keras
+    # computing the same layer in float32 (the policy changes only the rounding, which the tolerance measures).
+    plain = {k: v for k, v in p.config.items() if k != "dtype"}
+    if "dtype" in p.config:
+        cross_check(fid, keras_compute(layer, plain, p.weights, p.inputs, p.overrides, calls=calls), ref,
+                    FLOAT32_TOLERANCE)
+    else:
+        cross_check(fid, expected, ref, fixture_tolerance)
+    if entry.get("trace", True) is False:
+        ref["trace"] = {}  # scale fixtures: the trace would be most of the gallery's size
+    elif layer not in ("Bidirectional", "Stacked") and not calls:
         # The trace is the reference's, proven step by step by its full output sequence against Keras.
         # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
-        sequence_config = {**p.config, "return_sequences": True}
+        sequence_config = {**plain, "return_sequences": True}
         keras_sequence = keras_compute(layer, sequence_config, p.weights, p.inputs, p.overrides)
         ref_sequence = reference.forward(layer, sequence_config, p.weights, p.gates, p.activations, p.inputs)
-        cross_check(fid, {k: np.asarray(v) for k, v in keras_sequence.items()}, ref_sequence, tolerance)
+        cross_check(fid, {k: np.asarray(v) for k, v in keras_sequence.items()}, ref_sequence,
+                    FLOAT32_TOLERANCE if "dtype" in p.config else fixture_tolerance)
 
-    meta, arrays = fixture_meta(entry, p, expected, ref["trace"])
+    meta, arrays = fixture_meta(entry, p, expected, ref["trace"], fixture_tolerance)
     files = {}
     # A Python activation override cannot be saved (and loaded in safe mode); Keras 3 has no time_major layer.
     if not any(p.overrides.values()) and not p.config.get("time_major"):
@@ -176,6 +211,22 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = 
     return "; ".join(details) or "digest differs"
 
 
+def measure_tolerances(catalog: Path, result_dirs: list[Path]) -> int:
+    """catalog/tolerances.yaml: for every ``tolerance: measured`` entry, the largest difference from its expected
+    values that Keras produced in each env of the matrix (SPEC 6.1). The float64 reference's is taken at generation."""
+    measured = {e["id"] for e in read_catalog(catalog) if e["tolerance"] == "measured"}
+    found = tolerance.matrix_differences(result_dirs, measured)
+    missing = sorted(measured - set(found))
+    header = ("# Measured differences of Keras from the expected values of each `tolerance: measured` fixture\n"
+              "# (SPEC 6.1), per <env>/<implementation> of the tox matrix; written by\n"
+              f"#   python generate_fixtures.py --measure-tolerances {' '.join(str(d) for d in result_dirs)}\n"
+              "# Cases a ledger entry explains are left out. Regenerate the fixtures after changing it.\n")
+    tolerance.write_measurements(catalog / TOLERANCES, found, header)
+    print(f"measured {len(found)} of {len(measured)} fixtures over {len(result_dirs)} result folders"
+          + (f"; none for {', '.join(missing)}" if missing else ""))
+    return 1 if missing else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "fixtures", help="output folder (default: fixtures/)")
@@ -184,9 +235,16 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with disk instead of writing")
     parser.add_argument("--update", action="store_true", help="overwrite fixtures whose values changed")
     parser.add_argument("--catalog", type=Path, default=CATALOG_DIR)
+    parser.add_argument("--provisional", action="store_true",
+                        help="let 'tolerance: measured' entries without measurements through, marked provisional "
+                             "(to run the matrix that measures them; never shipped)")
+    parser.add_argument("--measure-tolerances", nargs="+", type=Path, metavar="RESULT_DIR",
+                        help="write catalog/tolerances.yaml from these envs' summary.json (results/<env>/) and stop")
     parser.add_argument("--keras2-h5", action="store_true",
                         help="the Keras 2 model files (fixtures/keras2-h5.yaml) instead, under tf.keras 2.15")
     args = parser.parse_args(argv)
+    if args.measure_tolerances:
+        return measure_tolerances(args.catalog, args.measure_tolerances)
     if args.keras2_h5:
         from conformance.legacy import generate_command
         return generate_command(args.out, args.catalog, args.only, args.check, args.update)
@@ -206,10 +264,11 @@ def main(argv=None) -> int:
     entries = [e for e in read_catalog(args.catalog)
                if not args.only or any(fnmatch.fnmatchcase(e["id"], p) for p in args.only)]
     generated_by = provenance()
+    measurements = tolerance.read_measurements(args.catalog / TOLERANCES)
     problems, written, unchanged = [], 0, 0
     for entry in entries:
         try:
-            meta, arrays, files = generate(entry, generated_by)
+            meta, arrays, files = generate(entry, generated_by, measurements, args.provisional)
         except GenerationError as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             return 1

@@ -109,10 +109,14 @@ def cmd_show(args) -> int:
 
 # -- explain --------------------------------------------------------------------------------------
 
+EXPLAIN_STEPS = 12       # a longer sequence (the scale family) is walked for its first 3 steps and its last
+EXPLAIN_THRESHOLD = 64   # a longer vector is summarised (first and last three values)
+
+
 def _row(label: str, value, width: int, precision: int | None = None) -> str:
     """``  label  [values]`` with continuation lines of a 2-D array aligned under the first."""
     pad = " " * (width + 3)
-    first, *rest = fmt(value, precision).splitlines()
+    first, *rest = fmt(value, precision, EXPLAIN_THRESHOLD).splitlines()
     return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
 
 
@@ -159,7 +163,13 @@ def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[st
     skipped = ("mask 0: skipped (gate values are computed but discarded, the states are held, the output "
                + ("is zeros: zero_output_for_mask)" if zero_masked else
                   "repeats the previous output, zeros before the first computed step)"))
+    walked = set(range(steps)) if steps <= EXPLAIN_STEPS else {0, 1, 2, steps - 1}
     for k, t in enumerate(order):
+        if k not in walked:
+            if k - 1 in walked:
+                body += ["", f"... steps {k} to {steps - 2} not shown ({steps - 1 - k} steps; the sequence has {steps})"]
+            previous = {n: trace[n][batch, k] for n in state_names}
+            continue
         computed = mask is None or bool(mask[batch, t])
         note = "" if mask is None else (", mask 1: computed" if computed else ", " + skipped)
         body += ["", f"step {k} = input step {t}{note}"]
@@ -217,6 +227,9 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
     if common:
         worst = max(float(np.abs(trace[k] - stored[k]).max()) for k in common)
         body.append(f"The reference's trace agrees with the fixture's stored trace to max abs diff {worst:.3g}.")
+    elif not stored:
+        body.append("This fixture stores no trace (the scale family's would be most of the gallery); "
+                    "the outputs above are what it checks.")
     head = [f"## `{fixture.citation}` explained ({fixture.layer}, batch row {batch})", "",
             fixture.description.strip(), ""]
     return "\n".join([*head, *fence(body), ""])

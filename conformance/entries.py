@@ -18,6 +18,7 @@ import hashlib
 import numpy as np
 
 from .families import family
+from .tolerance import precision
 
 ACTIVATIONS = {
     "tanh": {"name": "tanh", "formula": "tanh(x)"},
@@ -176,12 +177,15 @@ def parts(entry: dict) -> Parts:
     return Parts(layer, subs, config, weights, inputs, gates, activations, overrides, entry.get("calls"))
 
 
-def fixture_meta(entry: dict, p: Parts, expected: dict, trace: dict) -> tuple[dict, dict]:
+def fixture_meta(entry: dict, p: Parts, expected: dict, trace: dict, tolerance: dict | None = None) -> tuple[dict, dict]:
     """The metadata (no ``model_file``, ``generated_by`` or digest yet) and every array of one fixture.
 
-    ``expected``: the oracle's outputs (float32); ``trace``: the reference's per-step trace.
+    ``expected``: the oracle's outputs (in the dtype ``precision`` stores them); ``trace``: the reference's
+    per-step trace (empty: none stored); ``tolerance``: resolved (``conformance.tolerance``), or the entry's.
     """
-    arrays = {**p.weights, **p.inputs, **expected, **{f"trace/{k}": v.astype(np.float32) for k, v in trace.items()}}
+    tolerance = entry["tolerance"] if tolerance is None else tolerance
+    trace_dtype = np.float64 if precision(p.config)["outputs"] == "float64" else np.float32
+    arrays = {**p.weights, **p.inputs, **expected, **{f"trace/{k}": v.astype(trace_dtype) for k, v in trace.items()}}
     applies_to = dict(entry.get("applies_to", {}))
     if any("hard_sigmoid" in (c["activation"], c.get("recurrent_activation")) for _, _, c in p.subs):
         applies_to.setdefault("keras", HARD_SIGMOID_APPLIES[entry.get("hard_sigmoid", "keras3")])
@@ -196,10 +200,12 @@ def fixture_meta(entry: dict, p: Parts, expected: dict, trace: dict) -> tuple[di
         "inputs": list(p.inputs),
         "outputs": list(expected),
         "trace": list(trace),
-        "tolerance": entry["tolerance"],
+        "tolerance": tolerance,
         "tags": sorted(entry.get("tags", [])),
         "seed": seed_of(entry),
     }
+    if "dtype" in p.config:
+        meta["precision"] = precision(p.config)
     if p.calls:
         meta["calls"] = {"steps": list(p.calls["steps"]), "reset_before": list(p.calls.get("reset_before", []))}
     if applies_to:

@@ -6,10 +6,10 @@ One document per fixture::
      "meta": {...the whole fixture.yaml...},
      "arrays": {"kernel": {"shape": [3, 16], "dtype": "float32", "data": [[...], ...]}, ...}}
 
-Float encoding: each float32 value is widened exactly to float64 and written as
-Python's shortest float64 repr (``repr(float(np.float32(v)))``, e.g. ``0.10000000149011612``).
-Any correct JSON reader parses that text to the same float64, which converts to float32
-without rounding, so values round-trip bit for bit (signed zeros included). Fixtures hold
+Float encoding: each float32 (or float16, float64) value is widened exactly to float64 and written
+as Python's shortest float64 repr (``repr(float(np.float32(v)))``, e.g. ``0.10000000149011612``).
+Any correct JSON reader parses that text to the same float64, which converts back to the
+array's dtype without rounding, so values round-trip bit for bit (signed zeros included). Fixtures hold
 no NaN or Inf (the loader refuses them). Masks are ``true``/``false``. Keys are sorted and
 separators fixed, so the same fixture always gives the same bytes.
 """
@@ -27,7 +27,7 @@ from .errors import FixtureError
 from .fixtures import Fixture, array_sha256
 
 JSON_FORMAT = 1
-DTYPES = {"float32": np.float32, "float64": np.float64, "bool": np.bool_}
+DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_}
 
 
 def array_to_json(array: np.ndarray) -> dict:
@@ -58,8 +58,7 @@ def array_from_json(entry, where: str = "array") -> np.ndarray:
             array = array.astype(np.bool_)
         else:
             array = np.array(_nulls_to_nan(entry["data"]), dtype=np.float64)
-            if dtype_name == "float32":
-                array = array.astype(np.float32)
+            array = array.astype(DTYPES[dtype_name])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: 'data' is not a rectangular nested list of {dtype_name} ({exc})") from None
     shape = entry.get("shape")

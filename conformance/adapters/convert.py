@@ -65,6 +65,15 @@ class Recurrent:
     def use_bias(self) -> bool:
         return bool(self.config.get("use_bias", True))
 
+    @property
+    def dtype(self) -> type:
+        """float64 for a float64 layer (SPEC 5.13), else float32 (mixed precision: float32 passes by decision)."""
+        return dtype_of(self.config)
+
+
+def dtype_of(config: Mapping) -> type:
+    return np.float64 if config.get("dtype") == "float64" else np.float32
+
 
 # An ``rnn`` returns, per half: the output sequence in *time order* (entry t is the output after
 # consuming input step t; zeros past a row's length) and the final states {"h": .., "c": ..}.
@@ -188,7 +197,7 @@ def supports(fixture, check: Callable[[Recurrent], None], library: str) -> str |
 
 
 def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray]:
-    """Every fixture shape the gallery has, through ``rnn``; outputs as float32.
+    """Every fixture shape the gallery has, through ``rnn``; outputs as float32 (float64 for a float64 layer).
 
     Bidirectional is the library's own bidirectional op; stacks and stateful calls are
     ``wrappers.compose`` over one op per plain layer (final states carried between calls).
@@ -202,4 +211,4 @@ def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray
             return single(rnn, library, part.layer, part.config, part.weights, part.gates, part.activations,
                           part.inputs)
         result = wrappers.compose(fixture.layer, *args, calls, run_layer)
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in result.items() if k != "trace"}
+    return {k: np.ascontiguousarray(v, dtype=dtype_of(fixture.config)) for k, v in result.items() if k != "trace"}

@@ -105,10 +105,10 @@ def _tensor(array, dtype=None):
 
 
 def _numpy(tensor) -> np.ndarray:
+    """A tensor's values; bfloat16 (mixed_bfloat16's outputs, which numpy lacks) as the float32 values it is exactly."""
     keras = keras_module()
-    if is_keras3():
-        return np.asarray(keras.ops.convert_to_numpy(tensor))
-    return np.asarray(tensor.numpy())
+    value = np.asarray(keras.ops.convert_to_numpy(tensor) if is_keras3() else tensor.numpy())
+    return value.astype(np.float32) if value.dtype.name == "bfloat16" else value
 
 
 def make_layer(layer: str, config: Mapping, activation_overrides: Mapping[str, Callable] | None = None,

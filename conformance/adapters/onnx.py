@@ -70,6 +70,11 @@ def weights(spec: convert.Recurrent) -> dict[str, np.ndarray]:
 
 
 def _attributes(spec: convert.Recurrent) -> dict:
+    if spec.dtype == np.float64:
+        # tried: onnxruntime 1.32 says "LSTM operator does not support double yet" (GRU alike), and has no
+        # double RNN kernel ("Could not find an implementation for RNN(14)")
+        raise Unsupported("a float64 layer: ONNX Runtime's CPU LSTM and GRU kernels do not support double, "
+                          "and it has no double RNN kernel")
     act = spec.activations["activation"]
     if spec.layer == "LSTM":    # f (gates), g (cell input), h (cell output)
         functions = [spec.activations["recurrent_activation"], act, act]

@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import cache
-from ..errors import Unsupported
+from ..errors import ConversionError, Unsupported
 from .keras import LAYER_STATES, keras_module, keras_version, backend_name
 from . import quiet
 from .requires import require
@@ -170,7 +170,17 @@ class Converted:
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict:
         feed = _feed(self.runner.get_input_details(), chunk, self.input_keys)
-        return _outputs(self.runner(**feed), self.output_keys, self.output_names)
+        try:
+            result = self.runner(**feed)
+        except RuntimeError as exc:
+            flex = [op[len("CUSTOM:"):] for op in self.ops if op.startswith("CUSTOM:Flex")]
+            if not flex:
+                raise
+            # e.g. float64 and mixed precision layers: builtins alone failed, the TF ops written need the Flex delegate
+            raise ConversionError(f"TFLite {_tf().__version__}: builtin ops could not express the model, and the "
+                                  f"SELECT_TF_OPS conversion wrote TensorFlow ops ({', '.join(flex)}) that "
+                                  f"{interpreter_class()[1]} cannot run: {' '.join(str(exc).split())[:300]}") from exc
+        return _outputs(result, self.output_keys, self.output_names)
 
 
 def run(fixture) -> dict[str, np.ndarray]:

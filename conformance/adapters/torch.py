@@ -70,7 +70,7 @@ def state_dict(spec: convert.Recurrent) -> dict[str, np.ndarray]:
                 params[f"bias_ih{suffix}"], params[f"bias_hh{suffix}"] = bias[0], bias[1]
             else:
                 params[f"bias_ih{suffix}"], params[f"bias_hh{suffix}"] = bias, np.zeros_like(bias)
-    return {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()}
+    return {k: np.ascontiguousarray(v, spec.dtype) for k, v in params.items()}
 
 
 def check(spec: convert.Recurrent) -> None:
@@ -94,15 +94,16 @@ def rnn(spec: convert.Recurrent) -> list:
     flipped = not bidirectional and spec.halves[0].reverse  # go_backwards: PyTorch has no reverse-only mode
     batch, steps, features = spec.x.shape
     module = getattr(torch.nn, MODULES[spec.layer])(features, spec.units, num_layers=1, bias=spec.use_bias,
-                                                   batch_first=True, bidirectional=bidirectional, **kwargs)
+                                                   batch_first=True, bidirectional=bidirectional, **kwargs,
+                                                   dtype=getattr(torch, np.dtype(spec.dtype).name))
     module.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(spec).items()}, strict=True)
     module.eval()
     states = convert.STATES[spec.layer]
-    zeros = np.zeros((batch, spec.units), np.float32)
-    initial = [torch.from_numpy(np.stack([np.asarray((h.initial or {}).get(s, zeros), np.float32)
+    zeros = np.zeros((batch, spec.units), spec.dtype)
+    initial = [torch.from_numpy(np.stack([np.asarray((h.initial or {}).get(s, zeros), spec.dtype)
                                           for h in spec.halves])) for s in states]
     with torch.inference_mode():
-        x = torch.from_numpy(np.array(spec.x, np.float32))  # a writable copy
+        x = torch.from_numpy(np.array(spec.x, spec.dtype))  # a writable copy
         if flipped:
             x = torch.flip(x, dims=[1])
         if spec.lengths is not None:
