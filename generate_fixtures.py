@@ -10,6 +10,7 @@ values changed is not overwritten without ``--update``.
     python generate_fixtures.py            # write new fixtures, refuse changed ones
     python generate_fixtures.py --check    # regenerate in memory, compare with disk
     python generate_fixtures.py --only 'lstm-mask-*' --update
+    python generate_fixtures.py --keras2-h5 [--check]   # Keras 2 .h5 files, under tf.keras 2.15 (tox -e generate-keras2)
 """
 
 from __future__ import annotations
@@ -239,9 +240,14 @@ def main(argv=None) -> int:
                              "(to run the matrix that measures them; never shipped)")
     parser.add_argument("--measure-tolerances", nargs="+", type=Path, metavar="RESULT_DIR",
                         help="write catalog/tolerances.yaml from these envs' summary.json (results/<env>/) and stop")
+    parser.add_argument("--keras2-h5", action="store_true",
+                        help="the Keras 2 model files (fixtures/keras2-h5.yaml) instead, under tf.keras 2.15")
     args = parser.parse_args(argv)
     if args.measure_tolerances:
         return measure_tolerances(args.catalog, args.measure_tolerances)
+    if args.keras2_h5:
+        from conformance.legacy import generate_command
+        return generate_command(args.out, args.catalog, args.only, args.check, args.update)
 
     started = time.perf_counter()
     import tensorflow as tf

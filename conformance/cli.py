@@ -244,7 +244,8 @@ def cmd_explain(args) -> int:
 
 def cmd_verify(args) -> int:
     """Every file each fixture's YAML lists: the YAML digest, every array's sha256, the model file's sha256 and,
-    where Keras 3 is importable, that the model file holds the fixture's weight arrays.
+    where Keras 3 is importable, that the model file holds the fixture's weight arrays; and the Keras 2 file
+    the gallery's keras2-h5.yaml lists for it: its binding to the fixture's digest and its sha256 (SPEC 12).
 
     Keras is imported only when a model file has passed its sha256. The set digest covers the verified fixtures.
     """
@@ -260,6 +261,7 @@ def cmd_verify(args) -> int:
     for fixture in listing.fixtures:
         try:
             model = fixture.verify_files()[1:]  # [model file name] when the fixture lists one
+            legacy_file = keras2_file(fixture)  # the Keras 2 model.h5 where keras2-h5.yaml lists one
             if model and not keras:
                 from .adapters.keras_load import weights_checker
                 check_weights, keras = weights_checker()
@@ -270,13 +272,24 @@ def cmd_verify(args) -> int:
             print(f"FAILED {fixture.id}: {exc}")
             continue
         verified.append(fixture)
-        print(f"OK     {fixture.citation} ({', '.join([f'{len(fixture.arrays)} arrays', *model])})")
+        print(f"OK     {fixture.citation} ({', '.join([f'{len(fixture.arrays)} arrays', *model, *legacy_file])})")
     digest = f"set {Listing(listing.root, verified, []).set_digest}" if verified else "no valid fixture, no set digest"
     print(f"{len(verified)} of {len(verified) + failed} fixtures verified in {listing.root}; {digest}")
     if keras:
         print(f"model files: sha256 and weights checked ({keras})" if check_weights is not None else
               f"model files: sha256 checked only, not their weights ({keras})")
     return 1 if failed else 0
+
+
+def keras2_file(fixture) -> list[str]:
+    """``[file]`` when keras2-h5.yaml lists a Keras 2 file for the fixture (bound and sha256-checked), else []."""
+    from .errors import NotApplicable
+    from .legacy import h5_file
+    try:
+        entry, _ = h5_file(fixture)
+    except NotApplicable:
+        return []
+    return [entry["file"].rpartition("/")[2]]
 
 
 # -- run ------------------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ class Unsupported(Exception):
     """
 
 
+class NotApplicable(Unsupported):
+    """Raised by an implementation for a fixture outside its scope, not for a missing feature: e.g.
+    ``keras-load-h5`` on a fixture with no Keras 2 model file. A skip recorded as n/a, like ``applies_to``."""
+
+
 class FixtureError(Exception):
     """A fixture on disk is malformed, tampered with or unsafe to load."""
 

@@ -220,9 +220,13 @@ class Fixture:
         if found is None:
             return None
         entry, data = found
+        return self.scratch_copy(entry["name"], data)
+
+    def scratch_copy(self, name: str, data: bytes) -> Path:
+        """``data`` written as ``name`` in a private temporary folder, removed by ``release()``."""
         folder = Path(tempfile.mkdtemp(prefix=f"lstm-conformance-{self.id[:40]}-"))
         self._scratch.append(folder)
-        path = folder / entry["name"]
+        path = folder / name
         path.write_bytes(data)
         return path
 
@@ -281,7 +285,7 @@ def _scan_events(raw: bytes, where: Path) -> None:
     depth = 0
     for event in yaml.parse(raw, Loader=SAFE_LOADER):
         if isinstance(event, yaml.AliasEvent):
-            raise FixtureError(where, "YAML aliases are not allowed in fixture.yaml (they allow YAML bombs)")
+            raise FixtureError(where, f"YAML aliases are not allowed in {Path(where).name} (they allow YAML bombs)")
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_YAML_DEPTH:
@@ -301,28 +305,34 @@ def _depth(value) -> int:
     return deepest
 
 
-def read_meta(folder: Path) -> dict:
-    """Parse and validate ``fixture.yaml`` of one fixture folder, with safe YAML only."""
-    folder = Path(folder)
-    where = folder / YAML_NAME
+def read_safe_yaml(where: Path):
+    """Parse one YAML file of the gallery with the rules of fixture.yaml (SPEC 2.1): a regular file, not a
+    link; at most 1 MiB; a safe loader; no aliases; bounded nesting. FixtureError naming the file otherwise."""
+    where = Path(where)
     if where.is_symlink():
-        raise FixtureError(where, "fixture.yaml is a symbolic link; refused (a fixture's files must be regular files)")
+        raise FixtureError(where, f"{where.name} is a symbolic link; refused (a fixture's files must be regular files)")
     if not where.is_file():
-        raise FixtureError(where, "no fixture.yaml (or it is not a regular file)")
+        raise FixtureError(where, f"no {where.name} (or it is not a regular file)")
     raw = where.read_bytes()
     if len(raw) > MAX_YAML_BYTES:
-        raise FixtureError(where, f"fixture.yaml is {len(raw)} bytes, over the {MAX_YAML_BYTES}-byte limit")
+        raise FixtureError(where, f"{where.name} is {len(raw)} bytes, over the {MAX_YAML_BYTES}-byte limit")
     try:
         if b"*" in raw or SAFE_LOADER is yaml.SafeLoader:
             _scan_events(raw, where)
-        meta = yaml.load(raw, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader: SafeConstructor, libyaml parser
+        data = yaml.load(raw, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader: SafeConstructor, libyaml parser
     except yaml.YAMLError as exc:  # one line, but with the reason and position (libyaml splits them)
         raise FixtureError(where, "not valid safe YAML: " + " ".join(str(exc).split())) from None
     except RecursionError:
         raise FixtureError(where, "YAML nests too deeply") from None
-    if _depth(meta) > MAX_YAML_DEPTH:  # libyaml allows 1000 levels: too deep for json, jsonschema, deepcopy
+    if _depth(data) > MAX_YAML_DEPTH:  # libyaml allows 1000 levels: too deep for json, jsonschema, deepcopy
         raise FixtureError(where, f"YAML nests deeper than {MAX_YAML_DEPTH} levels")
-    return _check_meta(meta, where)
+    return data
+
+
+def read_meta(folder: Path) -> dict:
+    """Parse and validate ``fixture.yaml`` of one fixture folder, with safe YAML only."""
+    where = Path(folder) / YAML_NAME
+    return _check_meta(read_safe_yaml(where), where)
 
 
 def _npy_size_limit(spec) -> int:

@@ -18,7 +18,8 @@ from typing import Callable
 
 from .applicability import not_applicable
 from .compare import compare
-from .errors import BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, Unsupported
+from .errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, NotApplicable,
+                     Unsupported)
 from .fixtures import Fixture, gallery_dir
 from .options import DEFAULT_TIMEOUT_S, REPRO_ENV
 from .registry import Implementation
@@ -120,8 +121,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     version = getattr(run, "version", None) or impl.version
     try:
         result = call_with_timeout(run, private, timeout)
-    except Unsupported as exc:
-        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
+    except Unsupported as exc:  # NotApplicable: outside the implementation's scope (n/a), not a missing feature
+        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}", not_applicable=isinstance(exc, NotApplicable))
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
         return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
     except BrokenLibrary as exc:  # installed but failing to import: the environment is broken, not a skip

@@ -33,7 +33,7 @@ class Verdict:
     message: str = ""
     max_abs_error: float | None = None
     mismatched: list[str] = dataclasses.field(default_factory=list)
-    not_applicable: bool = False   # skipped by applies_to: the fixture is for another Keras, not a missing feature
+    not_applicable: bool = False   # skipped by applies_to (or NotApplicable): outside the scope, not a missing feature
 
     @property
     def ok(self) -> bool:

@@ -37,6 +37,17 @@ def test_wheel_carries_every_gallery_fixture_byte_for_byte(conformance_wheel):
     assert shipped == set(ids), f"the wheel's fixtures differ from the gallery: {sorted(shipped ^ set(ids))}"
 
 
+def test_wheel_carries_the_keras2_files_and_their_manifest(conformance_wheel):
+    from conformance.legacy import MANIFEST_NAME, read_manifest
+    files = [MANIFEST_NAME, *(entry["file"] for entry in read_manifest(GALLERY).values())]
+    with zipfile.ZipFile(conformance_wheel) as wheel:
+        names = set(wheel.namelist())
+        for name in files:
+            member = f"conformance/fixtures/{name}"
+            assert member in names, f"{conformance_wheel.name} lacks {member}"
+            assert wheel.read(member) == (GALLERY / name).read_bytes(), f"{member} differs from fixtures/{name}"
+
+
 def test_wheel_carries_the_schema(conformance_wheel):
     schemas = sorted((REPO / "conformance" / "schema").glob("*.json"))
     with zipfile.ZipFile(conformance_wheel) as wheel:
