@@ -110,7 +110,7 @@ def entry_for(fixture: Fixture) -> dict:
     if entries is None:
         raise NotApplicable(f"this gallery has no Keras 2 model files ({MANIFEST_NAME})")
     if fixture.id not in entries:
-        raise NotApplicable(f"fixture {fixture.id!r} has no Keras 2 model file (not listed in {MANIFEST_NAME})")
+        raise NotApplicable(f"no Keras 2 model file is listed for this fixture in {MANIFEST_NAME}")
     return check_entry(fixture, entries[fixture.id], manifest_path(gallery))
 
 

@@ -41,6 +41,7 @@ class Cell:
     status: str                  # a Status value, or "missing" (no such case in that env)
     max_abs_error: float | None = None
     message: str = ""
+    not_applicable: bool = False  # a skip because the fixture does not apply there (applies_to, no such file)
 
     @property
     def note(self) -> str | None:
@@ -82,9 +83,10 @@ class Matrix:
         return self.notes.index(cell.note) + 1 if cell.note else None
 
     def differing(self) -> list[str]:
-        """Fixtures with at least one cell that is not a pass."""
+        """Fixtures with at least one cell that is not a pass, where the fixture applies (n/a cells aside)."""
         return [f for f in self.fixtures
-                if any(self.cell(f, c.env, c.impl).status != "passed" for c in self.columns)]
+                if any((cell := self.cell(f, c.env, c.impl)).status != "passed" and not cell.not_applicable
+                       for c in self.columns)]
 
     def totals(self, column: Column) -> dict[str, int]:
         counts = {s: 0 for s in LABELS}
@@ -141,7 +143,7 @@ def build(summaries: dict[str, dict]) -> Matrix:
     for env, data in summaries.items():
         for case in data["cases"]:
             key = (case["fixture"], env, case["impl"])
-            cells[key] = Cell(case["status"], case.get("max_abs_error"), _message(case))
+            cells[key] = Cell(case["status"], case.get("max_abs_error"), _message(case), bool(case.get("not_applicable")))
             impls_by_env.setdefault(env, [])
             if case["impl"] not in impls_by_env[env]:
                 impls_by_env[env].append(case["impl"])
@@ -218,7 +220,8 @@ def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
     """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
     out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries)]
     differing = matrix.differing()
-    out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)", ""]
+    out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures; cells where a fixture "
+            "does not apply aside)", ""]
     out += _md_table(matrix, differing, totals=False) if differing else ["Every fixture passed in every column."]
     out += ["", "## All fixtures", "", *_md_table(matrix, matrix.fixtures, totals=True)]
     if matrix.notes:
@@ -269,7 +272,8 @@ def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"
             f"<h1>lstm-conformance matrix</h1>{preamble}\n{found}\n"
-            f"<h2>Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures)</h2>\n"
+            f"<h2>Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures; cells where a fixture "
+            "does not apply aside)</h2>\n"
             + (f"<table>{thead}<tbody>\n{rows_for(differing)}\n</tbody></table>\n" if differing
                else "<p>Every fixture passed in every column.</p>\n")
             + f"<h2>All fixtures</h2>\n<table>{thead}<tbody>\n{rows_for(matrix.fixtures)}"

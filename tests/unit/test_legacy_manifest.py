@@ -126,7 +126,7 @@ def test_a_stale_entry_names_the_fixture_and_the_manifest(gallery):
 
 
 def test_an_unlisted_fixture_is_not_applicable(gallery):
-    with pytest.raises(NotApplicable, match="'lstm-basic' has no Keras 2 model file"):
+    with pytest.raises(NotApplicable, match="no Keras 2 model file is listed for this fixture"):
         entry_for(fixture(gallery, UNLISTED))
     verdict = judge(Case(IMPL, fixture(gallery, UNLISTED)), 60)
     assert verdict.status == "skipped" and verdict.not_applicable, verdict

@@ -161,3 +161,18 @@ def test_a_malformed_case_is_named_not_a_traceback(tmp_path):
     (tmp_path / "env" / "summary.json").write_text('{"cases": [{"fixture": "lstm-basic", "impl": "keras"}]}')
     with pytest.raises(report.ReportError, match=r"env/summary.json: case 0 lacks fixture, impl or status"):
         report.load_results(tmp_path)
+
+
+def test_cells_where_a_fixture_does_not_apply_leave_it_out_of_the_not_passing_table(tmp_path):
+    """A skip recorded as n/a (applies_to, no Keras 2 file) is not a fixture failing to pass there."""
+    cases = [{"impl": "keras", "fixture": "a", "status": "passed"},
+             {"impl": "keras-load-h5", "fixture": "a", "status": "skipped", "not_applicable": True,
+              "message": "a: keras-load-h5: no Keras 2 model file is listed for this fixture"},
+             {"impl": "keras", "fixture": "b", "status": "skipped", "not_applicable": False,
+              "message": "b: keras: some library is missing"},
+             {"impl": "keras-load-h5", "fixture": "b", "status": "passed"}]
+    (tmp_path / "env1").mkdir()
+    (tmp_path / "env1" / "summary.json").write_text(json.dumps({"cases": cases}))
+    matrix = report.build(report.load_results(tmp_path))
+    assert matrix.differing() == ["b"]
+    assert matrix.cell("a", "env1", "keras-load-h5").not_applicable
