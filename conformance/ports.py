@@ -43,6 +43,9 @@ FEATURES: list[tuple[str, Callable[[dict], bool]]] = [
     ("go_backwards", _tag("go_backwards")),
     ("hard_sigmoid", _tag("hard_sigmoid")),
     ("initial state", _tag("initial_state")),
+    ("mixed precision", lambda c: bool({"mixed_float16", "mixed_bfloat16"} & set(c.get("tags") or ()))),
+    ("float64", _tag("float64")),
+    ("scale", _tag("scale")),
     ("all", lambda c: True),
 ]
 
