@@ -46,11 +46,13 @@ def validate(fixture, result, returns: Collection[str] | None = None) -> list[st
 def check_array(name: str, value, want: np.ndarray) -> list[str]:
     """``value`` is an array of the expected shape, finite, in float32 or float64 (or the fixture's own dtype:
     float16 under mixed_float16)."""
-    shape, accepted = want.shape, sorted({*ACCEPTED_DTYPES, want.dtype.name})
+    shape, wanted = want.shape, want.dtype.name
+    others = [d for d in ACCEPTED_DTYPES if d != wanted]
     if not isinstance(value, np.ndarray):
         return [f"output {name!r} is {type(value).__name__}, expected numpy.ndarray"]
-    if value.dtype.name not in accepted:
-        return [f"output {name!r} has dtype {value.dtype.name}, expected {' or '.join(accepted)}"]
+    if value.dtype.name not in (wanted, *others):
+        return [f"output {name!r} has dtype {value.dtype.name}, expected {wanted} "
+                f"({' and '.join(others)} {'is' if len(others) == 1 else 'are'} accepted)"]
     if value.shape != tuple(shape):
         return [f"output {name!r} has shape {value.shape}, expected {tuple(shape)}"]
     if not np.all(np.isfinite(value)):

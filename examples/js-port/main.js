@@ -8,7 +8,8 @@ const { forward, Unsupported } = require('./rnn');
 
 const toFloat32 = (data) => (Array.isArray(data) ? data.map(toFloat32) : Math.fround(data));
 const shapeOf = (data) => (Array.isArray(data) ? [data.length, ...shapeOf(data[0])] : []);
-const encode = (data) => ({ shape: shapeOf(data), dtype: 'float32', data: toFloat32(data) });
+// JavaScript computes in float64; a float64 layer's outputs are sent as such, the others rounded to float32
+const encode = (data, dtype) => ({ shape: shapeOf(data), dtype, data: dtype === 'float64' ? data : toFloat32(data) });
 
 function respond(request) {
   const { meta, arrays } = request;
@@ -19,8 +20,9 @@ function respond(request) {
       layer: meta.layer, config: meta.config, activations: meta.activations, gates: meta.gates,
       weights: data(meta.weights), inputs: data(meta.inputs),
     });
-    const outputs = Object.fromEntries(meta.outputs.map((name) => [name, encode(result[name])]));
-    outputs.trace = Object.fromEntries(Object.entries(result.trace).map(([gate, v]) => [gate, encode(v)]));
+    const dtype = meta.config.dtype === 'float64' ? 'float64' : 'float32';
+    const outputs = Object.fromEntries(meta.outputs.map((name) => [name, encode(result[name], dtype)]));
+    outputs.trace = Object.fromEntries(Object.entries(result.trace).map(([gate, v]) => [gate, encode(v, dtype)]));
     return { outputs };
   } catch (err) {
     if (err instanceof Unsupported) return { unsupported: `js-port: ${err.message}` };

@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 GATE_ORDER = ("i", "f", "c", "o")   # Keras' column blocks in kernel, recurrent_kernel and bias
 KNOWN_INPUTS = {"x", "mask", "initial_state_h", "initial_state_c"}
-DTYPE = np.float32                  # computed in float32, as Keras and most inference engines do
+FLOAT = np.float32                  # computed in float32, as Keras and most inference engines do ...
+DTYPES = {"float64": np.float64}    # ... except a layer whose dtype policy asks for float64
 
 
 def sigmoid(x):
@@ -76,7 +77,8 @@ def lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask, activation, recurrent_
 
 
 def run(fixture):
-    """Entry point ``numpy-lstm-port``: output plus the final state_h and state_c, as float32.
+    """Entry point ``numpy-lstm-port``: output plus the final state_h and state_c, as float32 (float64 for a
+    float64 layer; under mixed precision float32, which the gallery accepts).
 
     A stateful fixture (``fixture.meta["calls"]``) is the layer called once per chunk of
     ``calls.steps`` timesteps; its outputs are named ``calls/<k>/output`` etc.
@@ -96,13 +98,14 @@ def run(fixture):
 
     activation = make_activation(fixture.activations["activation"])
     recurrent_activation = make_activation(fixture.activations["recurrent_activation"])
-    w = {name: np.asarray(value, DTYPE) for name, value in fixture.weights.items()}
-    x = np.asarray(fixture.inputs["x"], DTYPE)
+    dtype = DTYPES.get(config.get("dtype"), FLOAT)
+    w = {name: np.asarray(value, dtype) for name, value in fixture.weights.items()}
+    x = np.asarray(fixture.inputs["x"], dtype)
     batch, steps, units = x.shape[0], x.shape[1], int(config["units"])
-    bias = w["bias"] if config.get("use_bias", True) else np.zeros(4 * units, DTYPE)
-    zeros = np.zeros((batch, units), DTYPE)
-    h = np.asarray(fixture.inputs.get("initial_state_h", zeros), DTYPE)
-    c = np.asarray(fixture.inputs.get("initial_state_c", zeros), DTYPE)
+    bias = w["bias"] if config.get("use_bias", True) else np.zeros(4 * units, dtype)
+    zeros = np.zeros((batch, units), dtype)
+    h = np.asarray(fixture.inputs.get("initial_state_h", zeros), dtype)
+    c = np.asarray(fixture.inputs.get("initial_state_c", zeros), dtype)
     mask = np.asarray(fixture.inputs.get("mask", np.ones((batch, steps), bool)), bool)
 
     def call(x, mask, h0, c0):
@@ -112,8 +115,7 @@ def run(fixture):
                               zero_output_for_mask=bool(config.get("zero_output_for_mask", False)))
         output = sequence if config.get("return_sequences", False) else sequence[:, -1]
         # Final states are always returned, whether or not the layer was built with return_state.
-        return {"output": output.astype(np.float32), "state_h": h.astype(np.float32),
-                "state_c": c.astype(np.float32)}
+        return {"output": output.astype(dtype), "state_h": h.astype(dtype), "state_c": c.astype(dtype)}
 
     if not calls:
         return call(x, mask, h, c)
