@@ -110,7 +110,7 @@ def resolve_tolerance(entry: dict, config: dict, expected: dict, ref: dict, meas
                               "--measure-tolerances RESULTS... (SPEC 6.1)")
     result = tolerance.from_measurements(sources, compute)
     if len(sources) == 1:
-        result["basis"]["provisional"] = True  # never shipped (tests/meta/test_gallery.py)
+        result["basis"]["provisional"] = True  # never shipped (tests/unit/test_tolerance.py)
     return result
 
 
