@@ -35,7 +35,7 @@ from .. import cache
 from ..errors import ConversionError, Unsupported
 from .keras import LAYER_STATES, keras_module, keras_version, backend_name
 from . import quiet
-from .requires import require
+from .requires import distribution_version, require
 from . import keras_load
 
 _NOTES: dict[str, str] = {}
@@ -256,6 +256,8 @@ def info() -> dict:
     return details
 
 
+# the tool's version (TFLite ships inside TensorFlow), not the suite's; None where TensorFlow is not installed
+run.version = distribution_version("tensorflow") or distribution_version("tensorflow-cpu")
 run.info = info
 run.notes = notes
 run.keras_version = keras_version
