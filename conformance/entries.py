@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 
 from .families import family
-from .tolerance import precision
+from .tolerance import port_dtype, precision
 
 ACTIVATIONS = {
     "tanh": {"name": "tanh", "formula": "tanh(x)"},
@@ -184,7 +184,7 @@ def fixture_meta(entry: dict, p: Parts, expected: dict, trace: dict, tolerance: 
     per-step trace (empty: none stored); ``tolerance``: resolved (``conformance.tolerance``), or the entry's.
     """
     tolerance = entry["tolerance"] if tolerance is None else tolerance
-    trace_dtype = np.float64 if precision(p.config)["outputs"] == "float64" else np.float32
+    trace_dtype = port_dtype(p.config)  # the reference's trace, as the numpy reference returns it
     arrays = {**p.weights, **p.inputs, **expected, **{f"trace/{k}": v.astype(trace_dtype) for k, v in trace.items()}}
     applies_to = dict(entry.get("applies_to", {}))
     if any("hard_sigmoid" in (c["activation"], c.get("recurrent_activation")) for _, _, c in p.subs):

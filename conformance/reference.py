@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import Unsupported
 from .families import LAYERS, Family, family
+from .tolerance import port_dtype
 from .wrappers import Part, batch_major, compose, merge_bidirectional, time_major_result
 
 
@@ -139,7 +140,7 @@ def run(fixture) -> dict[str, np.ndarray]:
     ignores the policy's rounding, which measured tolerances let pass (SPEC 6.1)."""
     result = compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
                      fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
-    dtype = np.float64 if fixture.config.get("dtype") == "float64" else np.float32
+    dtype = port_dtype(fixture.config)
     cast = {k: v.astype(dtype) for k, v in result.items() if k != "trace"}
     cast["trace"] = {k: v.astype(dtype) for k, v in result["trace"].items()}
     return cast

@@ -57,6 +57,12 @@ def precision(config: Mapping) -> dict:
     return {"policy": policy, "variables": variables, "compute": compute, "outputs": outputs}
 
 
+def port_dtype(config: Mapping) -> type:
+    """The dtype a port computes and returns this layer in: float64 for a float64 layer, else float32 (under
+    mixed precision too, which the measured tolerances let pass: SPEC 5.13)."""
+    return np.float64 if precision(config)["compute"] == "float64" else np.float32
+
+
 def stored_dtype(outputs: str) -> np.dtype:
     """The numpy dtype an expected array of this Keras output dtype is stored in: bfloat16 (which numpy
     lacks) as float32, whose values it is exactly; float16 and float64 as themselves."""

@@ -55,9 +55,9 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-def yaml_text(meta: Mapping) -> str:
+def yaml_text(meta: Mapping, width: int = 100) -> str:
     return yaml.dump(dict(meta), Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=None,
-                     width=100, allow_unicode=False)
+                     width=width, allow_unicode=False)
 
 
 def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray],

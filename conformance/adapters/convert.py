@@ -18,6 +18,7 @@ import numpy as np
 from .. import wrappers
 from ..errors import Unsupported
 from ..families import FAMILIES
+from ..tolerance import port_dtype
 from ..wrappers import MERGES, sub_mapping as _sub
 
 # The fused ops (nn.LSTM, ONNX LSTM...) step vectors (batch, features): a family whose states have spatial axes
@@ -68,11 +69,7 @@ class Recurrent:
     @property
     def dtype(self) -> type:
         """float64 for a float64 layer (SPEC 5.13), else float32 (mixed precision: float32 passes by decision)."""
-        return dtype_of(self.config)
-
-
-def dtype_of(config: Mapping) -> type:
-    return np.float64 if config.get("dtype") == "float64" else np.float32
+        return port_dtype(self.config)
 
 
 # An ``rnn`` returns, per half: the output sequence in *time order* (entry t is the output after
@@ -211,4 +208,4 @@ def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray
             return single(rnn, library, part.layer, part.config, part.weights, part.gates, part.activations,
                           part.inputs)
         result = wrappers.compose(fixture.layer, *args, calls, run_layer)
-    return {k: np.ascontiguousarray(v, dtype=dtype_of(fixture.config)) for k, v in result.items() if k != "trace"}
+    return {k: np.ascontiguousarray(v, dtype=port_dtype(fixture.config)) for k, v in result.items() if k != "trace"}
