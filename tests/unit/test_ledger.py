@@ -211,3 +211,32 @@ def test_shipped_ledger_is_valid_and_explained():
         assert item.reason.endswith("."), f"{item.label}: the reason is one sentence"
         import fnmatch
         assert fnmatch.filter(fixture_ids, item.fixture), f"{item.label} names no fixture in the gallery"
+
+
+PRECISIONS = ("f32", "bf16")  # what OpenVINO's CPU plugin reports: f32 without native bfloat16, bf16 with it
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_shipped_ledger_judges_a_port_by_what_it_reports_not_by_its_name(precision):
+    """The same reported precision meets the same entry whichever implementation name reported it.
+
+    On a CPU without native bfloat16 the default ``openvino`` compiles in f32, exactly like ``openvino-f32``;
+    an entry keyed on the name rather than on ``when`` would leave one of them unexplained on that CPU.
+    """
+    entries = ledger.load()
+    keras_version = "3.15.1"
+    for fixture in list_fixtures().fixtures:
+        found = {impl: ledger.find(entries, impl, fixture.id, keras_version, None, {"inference_precision": precision})
+                 for impl in ("openvino", "openvino-f32")}
+        assert found["openvino"] == found["openvino-f32"], (fixture.id, precision, found)
+
+
+def test_shipped_ledger_explains_float64_under_every_openvino_precision():
+    """A float64 layer computed in f32 or in bf16 is explained on both kinds of CPU, as a mismatch."""
+    entries = ledger.load()
+    float64 = [f.id for f in list_fixtures().fixtures if f.meta.get("precision", {}).get("compute") == "float64"]
+    assert float64
+    for fid in float64:
+        for precision in PRECISIONS:
+            entry = ledger.find(entries, "openvino", fid, "3.15.1", None, {"inference_precision": precision})
+            assert entry is not None and entry.kind == "mismatch", (fid, precision)
