@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .adapters.requires import extra_install
 from .families import TRACE_ORDER
 from .fixtures import Fixture, short_digest
 
@@ -300,7 +301,7 @@ def render(fixtures: list[Fixture], out_dir: Path, plots: bool = True,
     if not plots:
         note = "Plots not rendered (`--no-plots`)."
     elif not plotting:
-        note = "Plots not rendered: matplotlib is not installed (`pip install 'lstm-conformance[gallery]'`)."
+        note = f"Plots not rendered: matplotlib is not installed (`{extra_install('gallery')}`)."
     else:
         note = ""
     written = []

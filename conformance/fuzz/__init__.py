@@ -18,7 +18,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-INSTALL_HINT = 'pip install "lstm-conformance[fuzz]"'
 DEFAULT_BUDGET = 300   # examples per search: finds every catalogued mistake (tests/meta/test_fuzz.py, benchmarks)
 DEFAULT_OUT = "fuzz-fixtures"
 
@@ -26,7 +25,8 @@ DEFAULT_OUT = "fuzz-fixtures"
 def hypothesis_missing() -> str | None:
     """Why the fuzzer cannot run (with the install command), or None when Hypothesis is installed."""
     if importlib.util.find_spec("hypothesis") is None:
-        return f"the fuzzer needs Hypothesis, which is not installed: {INSTALL_HINT}"
+        from ..adapters.requires import extra_install
+        return f"the fuzzer needs Hypothesis, which is not installed: {extra_install('fuzz')}"
     return None
 
 
@@ -114,7 +114,7 @@ def add_pytest_option(group) -> None:
     """The pytest options (``pytest --pyargs conformance --impl X --conformance-fuzz N``)."""
     group.addoption("--conformance-fuzz", type=int, default=None, metavar="N",
                     help="also fuzz each --impl with N examples against Keras (else the numpy reference); "
-                         f"a counterexample fails and is written as a fixture (needs {INSTALL_HINT})")
+                         "a counterexample fails and is written as a fixture (needs Hypothesis: the [fuzz] extra)")
     group.addoption("--conformance-fuzz-seed", type=int, default=0, metavar="K",
                     help="the fuzzer's Hypothesis seed (default 0)")
     group.addoption("--conformance-fuzz-out", default=DEFAULT_OUT, metavar="DIR",

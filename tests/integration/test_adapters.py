@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conformance import Unsupported, reference, registry, writer
+from conformance.adapters import requires
 from conformance.fixtures import list_fixtures
 from conformance.mistakes import BY_KEY, diagnose
 from conformance.suite import Case, judge
@@ -191,7 +192,7 @@ def blocked(monkeypatch):
 
 
 def standard(package: str, extra: str) -> str:
-    return f'needs {package}, which is not installed: pip install "lstm-conformance[{extra}]"'
+    return f"needs {package}, which is not installed: {requires.extra_install(extra)}"
 
 
 MISSING = [  # (entry point, what is not installed, the library named, the extra that installs it)
