@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, fuzz, options, session
+from . import __version__, fuzz, options, registry, session
 from .errors import FixtureError
 from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
 from .gallery import DEFAULT_MAX_BYTES, fence, fmt, shape_text, trace_keys
@@ -102,8 +102,13 @@ def precision_arg(text: str) -> int:
 
 
 def cmd_show(args) -> int:
+    fixture = find(args)
+    if args.format == "json":  # the export's document of this one fixture (SPEC 11), to attach to an issue
+        from .export import dumps, fixture_to_json
+        sys.stdout.write(dumps(fixture_to_json(fixture)))
+        return 0
     from .gallery import fixture_markdown
-    print(fixture_markdown(find(args), precision=args.precision))
+    print(fixture_markdown(fixture, precision=args.precision))
     return 0
 
 
@@ -328,14 +333,30 @@ def cmd_export(args) -> int:
     except ExportTargetError as exc:
         raise UsageError(str(exc)) from None
     listing = load_listing(args)
-    for error in listing.errors:
+    chosen, errors = chosen_fixtures(listing, args.fixture_id)
+    for error in errors:
         print(f"ERROR {error}", file=sys.stderr)
     try:
-        written = export_json(listing.fixtures, Path(args.out_dir))
+        written = export_json(chosen, Path(args.out_dir))
     except OSError as exc:  # e.g. a parent that is a file, no permission, a folder named <id>.json
         raise UsageError(f"cannot write the export to {args.out_dir}: {exc}") from None
-    print(f"exported {len(written)} fixtures as {args.format} to {args.out_dir}")
-    return 1 if listing.errors else 0
+    print(f"exported {len(written)} fixture{'s' * (len(written) != 1)} as {args.format} to {args.out_dir}")
+    return 1 if errors else 0
+
+
+def chosen_fixtures(listing, patterns: list[str]):
+    """The fixtures (and broken ones) whose id matches any of ``patterns`` (all when none); a pattern that
+    matches nothing is a usage error, as in the suite's ``--fixture-id``."""
+    if not patterns:
+        return listing.fixtures, listing.errors
+    names = [f.id for f in listing.fixtures] + [Path(e.where).parent.name for e in listing.errors]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise UsageError(f"--fixture-id {', '.join(unmatched)}: no fixture in {listing.root} matches"
+                         f"{registry.did_you_mean(unmatched[0], names)}")
+    keep = lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)  # noqa: E731
+    return ([f for f in listing.fixtures if keep(f.id)],
+            [e for e in listing.errors if keep(Path(e.where).parent.name)])
 
 
 def cmd_report(args) -> int:
@@ -386,9 +407,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", parents=[common], help="table of fixtures (id, layer, shapes, tags, digest)")
-    p.add_argument("--fixture-id", action="append", default=[], metavar="GLOB",
+    p.add_argument("--fixture-id", "--id", action="append", default=[], metavar="GLOB",
                    help="only ids matching this glob (repeatable)")
-    p.add_argument("--fixture-tag", action="append", default=[], metavar="TAG",
+    p.add_argument("--fixture-tag", "--tag", action="append", default=[], metavar="TAG",
                    help="only fixtures with this tag (repeatable: all must match)")
     p.add_argument("--layer", help="only fixtures of this layer (LSTM, GRU, SimpleRNN, ...)")
     p.set_defaults(func=cmd_list)
@@ -397,6 +418,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("citation", metavar="ID[@[sha256:]PREFIX]")
     p.add_argument("--precision", type=precision_arg, default=None, metavar="N",
                    help="N fixed decimals (default: every value exactly, as the shortest float32 repr)")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown",
+                   help="markdown (default): the snippet for a bug report; json: the fixture as `export` writes it")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("explain", parents=[common], help="step by step: gate columns, gate values, c and h")
@@ -425,6 +448,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Write DIR/<id>.json for every fixture. DIR must be a new or empty folder, "
                                    "unless --force.")
     p.add_argument("--format", choices=["json"], default="json")
+    p.add_argument("--fixture-id", "--id", action="append", default=[], metavar="GLOB",
+                   help="only fixtures whose id matches this glob (repeatable: any may match)")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder: files named <id>.json are replaced, everything else "
                         "(including documents of other fixtures from an earlier export) is left as it is")
@@ -454,7 +479,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, so the usage shown is that command's
+        commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except session.UsageError as exc:

@@ -398,3 +398,19 @@ def test_plugin_refuses_a_bad_timeout_as_a_usage_error(args, said, pytester, mon
     result = pytester.runpytest_subprocess("--pyargs", "conformance", "--impl", "numpy-reference", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([said])
+
+
+def test_list_short_option_names_are_the_same_filters(capsys):
+    """``--id`` and ``--tag`` (what a reader types first) select exactly what ``--fixture-id``/``--fixture-tag`` do."""
+    code, long_out, _ = run_cli(capsys, "list", "--fixture-tag", "mask", "--fixture-id", "lstm-*")
+    assert code == 0
+    code, short_out, _ = run_cli(capsys, "list", "--tag", "mask", "--id", "lstm-*")
+    assert code == 0 and short_out == long_out and table_ids(short_out)
+
+
+def test_an_unknown_option_shows_the_commands_own_usage(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["list", "--no-such-option"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lstm-conformance list ") and "unrecognized arguments: --no-such-option" in err, err

@@ -97,3 +97,24 @@ def test_export_json_api_refuses_a_file_with_a_clear_error(tmp_path):
     target.write_text("x")
     with pytest.raises(ExportTargetError, match="exists and is not a folder"):
         export_json(FIXTURES, target)
+
+
+def test_fixture_id_exports_only_the_matching_fixtures(capsys, source, tmp_path):
+    """One fixture's JSON to attach to an issue, without exporting the whole gallery."""
+    chosen = FIXTURES[0]
+    code, out, _ = export(capsys, source, "--fixture-id", chosen.id, tmp_path / "one")
+    assert code == 0, out
+    assert snapshot(tmp_path / "one") == {f"{chosen.id}.json": expected_document(chosen)}
+    assert out.strip() == f"exported 1 fixture as json to {tmp_path / 'one'}"
+
+
+def test_fixture_id_matching_nothing_is_a_usage_error(capsys, source, tmp_path):
+    code, _, err = export(capsys, source, "--fixture-id", "no-such-*", tmp_path / "none")
+    assert code == 2 and "--fixture-id no-such-*: no fixture" in err, err
+    assert not (tmp_path / "none").exists()
+
+
+def test_show_format_json_is_the_exported_document(capsys, source, tmp_path):
+    fixture = FIXTURES[1]
+    assert cli.main(["show", "--fixtures-dir", str(source), fixture.id, "--format", "json"]) == 0
+    assert capsys.readouterr().out.encode("ascii") == expected_document(fixture)
