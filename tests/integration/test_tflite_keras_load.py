@@ -170,9 +170,13 @@ def tflite_selection(gallery):
     return representative(gallery) if os.environ.get("LSTM_CONFORMANCE_TFLITE_QUICK") == "1" else list(gallery)
 
 
-def test_tflite_passes_what_it_claims_and_records_ops(gallery):
+TFLITE_PARTS = 8  # the gallery's conversions (minutes, cold) in parts, so pytest-xdist spreads them over its workers
+
+
+@pytest.mark.parametrize("part", range(TFLITE_PARTS))
+def test_tflite_passes_what_it_claims_and_records_ops(gallery, part):
     from conformance.adapters import tflite
-    fixtures = tflite_selection(gallery)
+    fixtures = tflite_selection(gallery)[part::TFLITE_PARTS]
     verdicts = run_all("tflite", fixtures)
     check("tflite", fixtures, verdicts)
     run = implementation("tflite").load()
