@@ -241,13 +241,17 @@ class Results:
         return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR, Status.CRASHED))
 
     def unmatched_ledger(self) -> list[ledger.Entry]:
-        """Entries whose condition (impl, Keras version, backend) held in this run but matched no case."""
+        """Entries whose condition (impl, Keras version, backend) held for a case that ran, yet matched no case.
+
+        A case that was skipped does not count: an entry for a port that is not installed (every case skipped
+        with the install command) is not stale, only unused.
+        """
         if not self.session.ledger:
             return []
         used = {r["ledger_entry"] for r in self.records}
+        ran = [r for r in self.records if r["status"] != Status.SKIPPED]
         return [e for e in self.session.ledger if e.index not in used
-                and any(e.in_scope(r["impl"], r["keras_version"], r["backend"], r.get("impl_info"))
-                        for r in self.records)]
+                and any(e.in_scope(r["impl"], r["keras_version"], r["backend"], r.get("impl_info")) for r in ran)]
 
     def implementations(self) -> dict[str, dict]:
         """Each implementation's info() as the process that ran it saw it (no import here when it ran elsewhere)."""
