@@ -19,7 +19,7 @@ from importlib import metadata
 from typing import Callable, Iterable
 
 from . import ENTRY_POINT_GROUP
-from .errors import EngineError, ImplementationError, UnknownImplementation
+from .errors import EngineError, ImplementationError, UnknownImplementation, Unsupported
 from .subprocess_impl import command_implementation
 
 ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
@@ -61,6 +61,8 @@ class Implementation:
             details["version"] = getattr(run, "version", None) or self.version
             if hasattr(run, "info"):
                 details.update(run.info())
+        except Unsupported as exc:  # an info() that found its library missing: the standard wording (requires.py)
+            details["not_installed"] = str(exc)
         except BaseException as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in (even sys.exit)
             if isinstance(exc, KeyboardInterrupt):
                 raise

@@ -185,7 +185,11 @@ def _implementations(specs) -> list[registry.Implementation]:
 
 
 def describe(info: dict) -> str:
-    """``0.1.0 (keras 3.15.1, backend tensorflow)`` from an implementation's info()."""
+    """``0.1.0 (keras 3.15.1, backend tensorflow)`` from an implementation's info(); for a port whose library
+    is missing only ``not installed: needs X, ...: <the command that installs it>`` (no version: nothing runs)."""
+    if info.get("not_installed"):  # requires.missing's wording: "needs X, which is not installed: <command>"
+        need, _, command = str(info["not_installed"]).partition(", which is not installed: ")
+        return f"not installed ({need}): {command}" if command else f"not installed: {need}"
     extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
     return f"{info.get('version') or '?'}" + (f" ({extra})" if extra else "")
 

@@ -276,8 +276,7 @@ def _info_for(impl: str):
         try:
             check_installed("openvino")
         except Unsupported as exc:
-            details["openvino"] = f"missing ({exc})"
-            return details
+            return {"not_installed": str(exc)}
         details.update(tensorflow=distribution_version("tensorflow") or distribution_version("tensorflow-cpu"),
                        keras=distribution_version("keras"))
         with _LOCK:

@@ -323,7 +323,7 @@ def info() -> dict:
         details.update({k: v for k, v in versions().items() if v is not None})
         details["opset"] = opset()
     except Unsupported as exc:
-        details["missing"] = str(exc)
+        return {"not_installed": str(exc)}
     details["onnx_ops"] = ",".join(sorted(_OPS_SEEN)) or "(none converted yet)"
     details["cache"] = str(cache.conversions_dir(TOOL)) if cache.enabled() else "off"
     return details

@@ -557,8 +557,7 @@ def info() -> dict:
     details = {"tfjs": TFJS_VERSION, "backend": "cpu (pure JS)", "modules": str(modules_dir())}
     reason = readiness()
     if reason:
-        details["missing"] = reason
-        return details
+        return {"not_installed": reason}
     runner = _RUNNER
     if runner is not None and runner.hello:
         details["node"] = runner.hello.get("node")

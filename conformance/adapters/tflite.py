@@ -251,7 +251,7 @@ def info() -> dict:
         details["tensorflow"] = _tf().__version__
         details["interpreter"] = interpreter_class()[1]
     except Unsupported as exc:
-        details["tensorflow"] = f"missing ({exc})"
+        return {"not_installed": str(exc)}
     details["tflite_ops"] = ",".join(sorted(_OPS_SEEN)) or "(none converted yet)"
     return details
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conformance import Unsupported, reference, registry, writer
+from conformance import session
 from conformance.adapters import requires
 from conformance.fixtures import list_fixtures
 from conformance.mistakes import BY_KEY, diagnose
@@ -217,7 +218,10 @@ def test_missing_library_is_a_skip_with_the_install_command(name, packages, libr
 def test_missing_library_is_flagged_by_info(name, packages, library, extra, blocked):
     """``--list-impls`` and the report header read ``info()``: they say it in the same words."""
     blocked(*packages)
-    assert registry.registered()[name].info().get("error") == standard(library, extra)
+    info = registry.registered()[name].info()
+    assert info.get("not_installed") == standard(library, extra), info
+    # the header says only that, with the command: no version of a tool that is not there
+    assert session.describe(info) == f"not installed (needs {library}): {requires.install_command(library)}"
 
 
 def test_missing_tensorflow_for_tflite(blocked):
