@@ -61,7 +61,8 @@ def session(config) -> Session:
 
 
 def _marks(fixture) -> list[str]:
-    return [m for m in dict.fromkeys([fixture.layer.lower(), *fixture.tags]) if MARK_NAME.match(m)]
+    """The fixture's tags and its layer, spelled as the fixtures spell it (``LSTM``) and in lower case (``lstm``)."""
+    return [m for m in dict.fromkeys([fixture.layer, fixture.layer.lower(), *fixture.tags]) if MARK_NAME.match(m)]
 
 
 def pytest_configure(config):
@@ -140,6 +141,10 @@ class _Gatherer:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and config.option.markexpr and SESSION in config.stash:
+        names = sorted({m for f in config.stash[SESSION].fixtures for m in _marks(f)}, key=str.lower)
+        terminalreporter.write_line(f"lstm-conformance: no case matched -m {config.option.markexpr!r}; the marks are "
+                                    f"the fixtures' layers and tags: {', '.join(names)}", yellow=True)
     if _is_worker(config) or RESULTS not in config.stash or not config.stash[RESULTS].records:
         return
     results = config.stash[RESULTS]

@@ -182,3 +182,24 @@ def test_selection_matches_globs_like_the_listing(gallery):
     run = Session.open(impl=["numpy-reference"], fixture_id=["gru-*"])
     assert [f.id for f in run.fixtures] == sorted(f.id for f in gallery if fnmatch.fnmatchcase(f.id, "gru-*"))
     assert isinstance(session.UsageError("x"), ValueError)
+
+
+# -- marks: the layer as the fixtures spell it, and a hint when an expression selects nothing ---------
+
+def test_the_layer_mark_takes_the_fixtures_own_spelling(tmp_path, gallery):
+    """``-m "LSTM and go_backwards"`` selects what ``-m "lstm and go_backwards"`` does: the plain LSTM fixtures."""
+    want = sorted(f.id for f in gallery if f.layer == "LSTM" and "go_backwards" in f.tags)
+    assert want
+    for expression in ("LSTM and go_backwards", "lstm and go_backwards"):
+        done = run_pytest(tmp_path, "--impl", "numpy-reference", "-m", expression, "--collect-only", "-q")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        ids = sorted(line.split("[numpy-reference-", 1)[1].rstrip("]") for line in done.stdout.splitlines()
+                     if "[numpy-reference-" in line)
+        assert ids == want, (expression, ids)
+
+
+def test_an_expression_matching_nothing_names_the_marks(tmp_path):
+    done = run_pytest(tmp_path, "--impl", "numpy-reference", "-m", "Lstm and masked")
+    assert done.returncode == 5, done.stdout[-2000:]
+    hint = next(line for line in done.stdout.splitlines() if "no case matched -m" in line)
+    assert "'Lstm and masked'" in hint and " LSTM, " in hint and " lstm, " in hint and " mask, " in hint, hint
