@@ -49,6 +49,7 @@ BUILDING = ".building-"  # + host-pid-random: an entry being built (or left by a
 DAMAGED = ".damaged-"    # + host-pid-random: a damaged entry moved aside, being removed
 LOCK = ".lock"           # held while a damaged entry is checked again and moved aside
 STALE_AFTER_S = 3600     # a leftover whose process cannot be asked (another host, an older name) is swept after this
+REUSED_PID_S = 86400     # ...and one whose pid is alive on this host after this (a reused pid: no build lasts a day)
 
 
 class CacheWarning(UserWarning):
@@ -300,16 +301,17 @@ def _alive(pid: int) -> bool:
 
 
 def _stale(path: Path, now: float) -> bool:
-    """A builder on this host whose pid is dead, or any leftover older than ``STALE_AFTER_S``."""
+    """Left by a process on this host whose pid is dead (or alive for over a day: reused), or, where the
+    process cannot be asked (another host, a name without a pid), older than ``STALE_AFTER_S``."""
     try:
         age = now - path.lstat().st_mtime
     except OSError:
         return False
-    if age > STALE_AFTER_S:
-        return True
     prefix = BUILDING if path.name.startswith(BUILDING) else DAMAGED
     host, pid, _random = (path.name[len(prefix):].rsplit("-", 2) + ["", "", ""])[:3]
-    return host == _host() and pid.isdigit() and not _alive(int(pid))
+    if host == _host() and pid.isdigit():
+        return not _alive(int(pid)) or age > REUSED_PID_S
+    return age > STALE_AFTER_S
 
 
 def _size(path: Path) -> int:
@@ -324,7 +326,10 @@ def _size(path: Path) -> int:
 def leftovers(tool: str | None = None) -> list[Leftover]:
     """The building and moved-aside folders in the cache (of one tool, or all), live or stale."""
     root = conversions_dir()
-    homes = [conversions_dir(tool)] if tool else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if tool:
+        homes = [conversions_dir(tool)]
+    else:
+        homes = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     now, found = time.time(), []
     for home in homes:
         with contextlib.suppress(OSError):

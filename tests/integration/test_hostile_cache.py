@@ -240,7 +240,8 @@ def test_another_fixtures_whole_entry_does_not_pass_a_failing_port(tflite_run):
         shutil.copytree(good[which], folder)
     status, said = verdict(twin)
     assert status == Status.FAILED
-    assert len(said) == len(bad) and all(re.search(r"tflite entry .*belongs to the .tflite. entry .*copied from another conversion", m) for m in said)
+    copied = r"tflite entry .*belongs to the .tflite. entry .*copied from another conversion"
+    assert len(said) == len(bad) and all(re.search(copied, m) for m in said)
 
 
 @pytest.mark.parametrize("damage, reason", [
