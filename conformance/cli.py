@@ -379,6 +379,13 @@ def cmd_cache(args) -> int:
         print(f"  {tool:16} {entries:6} entries {size / 1e6:9.1f} MB")
     if not rows:
         print("  (empty)")
+    left = cache.leftovers()
+    if left:  # building folders: a live conversion's, or a killed one's (swept at that tool's next conversion)
+        stale = [item for item in left if item.stale]
+        print(f"  {len(left)} building folder{'s' * (len(left) != 1)} ({sum(i.size for i in left) / 1e6:.1f} MB), "
+              f"{len(stale)} left by a killed process (swept at the next conversion for that tool)")
+        for item in left:
+            print(f"    {item.path} {'stale' if item.stale else 'in use'}")
     return 0
 
 
