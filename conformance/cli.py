@@ -17,7 +17,7 @@ import numpy as np
 
 from . import __version__, fuzz, options, registry, session
 from .errors import FixtureError
-from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, short_digest
+from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, select, short_digest
 from .gallery import DEFAULT_MAX_BYTES, fence, fmt, shape_text, trace_keys
 from .errors import Unsupported
 from .families import family
@@ -73,10 +73,8 @@ def _list_shapes(fixture: Fixture) -> tuple[str, str]:
 
 def cmd_list(args) -> int:
     listing = load_listing(args)
-    chosen = [f for f in listing.fixtures
-              if (not args.fixture_id or any(fnmatch.fnmatchcase(f.id, p) for p in args.fixture_id))
-              and set(args.fixture_tag) <= set(f.tags)
-              and (not args.layer or f.layer.lower() == args.layer.lower())]
+    chosen = [f for f in select(listing.fixtures, args.fixture_id, args.fixture_tag)
+              if not args.layer or f.layer.lower() == args.layer.lower()]
     rows = [(f.id, f.layer, *_list_shapes(f), short_digest(f.digest), ", ".join(f.tags)) for f in chosen]
     header = ("id", "layer", "x", "output", "digest", "tags")
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]

@@ -445,11 +445,13 @@ def list_fixtures(root: Path | None = None) -> Listing:
 
 
 def select(fixtures: Iterable[Fixture], patterns: Iterable[str] = (), tags: Iterable[str] = ()) -> list[Fixture]:
-    """Fixtures whose id matches any glob in ``patterns`` (all if none) and that carry every tag."""
-    patterns, tags = list(patterns), set(tags)
+    """Fixtures whose id matches any glob in ``patterns`` (all if none) and that carry every tag (either
+    spelling: ``mask_trailing`` is ``mask-trailing``, ``conformance/tags.py``)."""
+    from .tags import canonical
+    patterns, wanted = list(patterns), {canonical(t) or t for t in tags}
     return [f for f in fixtures
             if (not patterns or any(fnmatch.fnmatchcase(f.id, p) for p in patterns))
-            and tags <= set(f.tags)]
+            and wanted <= set(f.tags)]
 
 
 def resolve_citation(fixtures: Iterable[Fixture], citation: str) -> Fixture:

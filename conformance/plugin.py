@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from . import registry
+from . import registry, tags
 from .options import OPTIONS, dest
 from .session import Results, Session, UsageError
 
@@ -61,8 +61,9 @@ def session(config) -> Session:
 
 
 def _marks(fixture) -> list[str]:
-    """The fixture's tags and its layer, spelled as the fixtures spell it (``LSTM``) and in lower case (``lstm``)."""
-    return [m for m in dict.fromkeys([fixture.layer, fixture.layer.lower(), *fixture.tags]) if MARK_NAME.match(m)]
+    """The fixture's tags (either spelling) and its layer, as the fixtures spell it (``LSTM``) and in lower case."""
+    spelled = [s for tag in fixture.tags for s in tags.spellings(tag)]  # -m takes mask_trailing or mask-trailing
+    return [m for m in dict.fromkeys([fixture.layer, fixture.layer.lower(), *spelled]) if MARK_NAME.match(m)]
 
 
 def pytest_configure(config):

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from . import tags
 from .errors import FixtureError
 
 SCHEMA_NAME = "fixture.schema.json"
@@ -150,3 +151,9 @@ def validate_meta(meta: Any, where) -> None:
         raise FixtureError(where, f"{json_path(path)}: {describe(error)}")
     for path, problem in _inconsistent(meta):
         raise FixtureError(where, f"{json_path(path)}: {problem}")
+    for index, tag in enumerate(meta.get("tags", ())):
+        if tag not in tags.vocabulary():  # the spelling too: a tag is part of the digest
+            known = tags.canonical(tag)
+            raise FixtureError(where, f"$.tags[{index}]: {tag!r} is not a tag of the vocabulary "
+                                      + (f"(it spells {known!r} so) " if known else "")
+                                      + f"({tags.vocabulary_path().name} in the package)")

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import __version__, reference
+from .. import __version__, reference, tags as vocabulary
 from ..cache import user_cache_dir
 from ..compare import compare
 from ..errors import Unsupported
@@ -297,6 +297,7 @@ def check_space(layers: Sequence[str] = (), tags: Sequence[str] = ()) -> tuple[t
     unknown = [layer for layer in layers if layer not in space.LAYERS]
     if unknown:
         raise FuzzUsageError(f"--layer {unknown[0]!r}: the fuzzer draws {', '.join(space.LAYERS)}")
+    tags = [vocabulary.canonical(tag) or tag for tag in tags]  # mask_trailing or mask-trailing
     unknown = [tag for tag in tags if tag not in space.TAGS]
     if unknown:
         raise FuzzUsageError(f"--tag {unknown[0]!r}: the fuzzer draws these tags: {', '.join(space.TAGS)}")

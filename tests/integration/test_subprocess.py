@@ -143,7 +143,7 @@ def make_gru_fixture(root, fid, *, reset_after, seed, units=3, features=2, batch
     meta = {"id": fid, "description": "made by tests/test_subprocess.py to exercise the JS port's GRU",
             "layer": "GRU", "config": config, "activations": activations, "weights": sorted(weights),
             "gates": gates, "inputs": sorted(inputs), "outputs": ["output", "state_h"],
-            "trace": sorted(result["trace"]), "tolerance": {"atol": 1e-5, "rtol": 1e-4}, "tags": ["test-made"]}
+            "trace": sorted(result["trace"]), "tolerance": {"atol": 1e-5, "rtol": 1e-4}, "tags": ["reset_after" if reset_after else "reset_before"]}
     write_fixture(root, finish_meta(meta, arrays), arrays)
 
 
