@@ -124,3 +124,58 @@ def test_the_payload_is_real_under_keras2(tmp_path):
     loader = getattr(getattr(keras, "saving", None), "load_model", None) or keras.models.load_model
     loader(path, compile=False)  # safe_mode where Keras 2 takes it: its HDF5 path ignores it
     assert marker.exists(), "the Lambda did not run: the tests above would not show the check keeps it out"
+
+
+def _keras_config(fid: str = KERAS_SOURCE) -> dict:
+    import json
+    import zipfile
+    with zipfile.ZipFile(REPO / "fixtures" / fid / "model.keras") as archive:
+        return json.loads(archive.read("config.json"))
+
+
+def _rnn(config: dict) -> dict:
+    return next(layer for layer in config["config"]["layers"] if layer["name"] == "rnn")
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda c: _rnn(c)["config"].update(activation={"class_name": "__lambda__", "config": {"code": "x"}}),
+     "LSTM 'rnn': activation {'class_name': '__lambda__'"),
+    (lambda c: _rnn(c)["config"].update(recurrent_activation="print"),
+     "LSTM 'rnn': recurrent_activation 'print' is not a Keras built-in activation name"),
+    (lambda c: _rnn(c).update(module="os"), "LSTM 'rnn': module 'os' is not a Keras built-in module"),
+    (lambda c: _rnn(c).update(registered_name="evil_pkg>LSTM"),
+     "LSTM 'rnn': registered_name 'evil_pkg>LSTM' names a custom object"),
+    (lambda c: _rnn(c)["config"]["kernel_initializer"].update(class_name="Orthogonal"),
+     "LSTM 'rnn'/kernel_initializer Orthogonal: class 'Orthogonal' is not a built-in recurrent or input layer"),
+    (lambda c: _rnn(c)["config"].update(custom_objects={}), "LSTM 'rnn': key 'custom_objects' carries code"),
+    (lambda c: c.update(compile_config={"loss": {"class_name": "__lambda__", "config": {}}}),
+     "Functional 'fixture'/compile_config/loss __lambda__: class '__lambda__'"),
+])
+def test_a_model_config_naming_anything_else_is_refused(change, why):
+    """Beyond Lambda layers: serialized functions, foreign modules, custom objects, classes the gallery never holds."""
+    from conformance import model_config
+    config = _keras_config()
+    assert model_config.problems(config) == []
+    change(config)
+    found = model_config.problems(config)
+    assert any(why in p for p in found), found
+
+
+@needs_h5py
+def test_an_h5_with_a_training_config_or_a_corrupt_config_is_refused(tmp_path):
+    import h5py
+    from conformance import model_config
+    from conformance.errors import FixtureError
+    path = tmp_path / "model.h5"
+    path.write_bytes((REPO / "fixtures" / H5_SOURCE / "model.h5").read_bytes())
+    with h5py.File(path, "r+") as f:
+        f.attrs["training_config"] = '{"loss": {"class_name": "Lambda"}}'
+    with pytest.raises(FixtureError, match="carries attribute.s. training_config beside its model config"):
+        model_config.check_file(path.read_bytes(), path)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["training_config"]
+        f.attrs["model_config"] = "[" * 100_000
+    with pytest.raises(FixtureError, match="model_config is not valid JSON"):
+        model_config.check_file(path.read_bytes(), path)
+    with pytest.raises(FixtureError, match="not a readable HDF5 file"):
+        model_config.check_file(b"not hdf5", path)
