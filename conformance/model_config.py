@@ -30,8 +30,8 @@ GALLERY_EXTRAS = {"Zeros", "DTypePolicy", "__keras_tensor__"}
 ALLOWED_CLASSES = frozenset(MODELS | LAYERS | CELLS | GALLERY_EXTRAS)
 # Keras 3's `module` fields in the gallery (keras, keras.layers, keras.initializers, keras.src.models.functional)
 # and the public namespaces beside them; a custom object names its own module (or `registered_name` 'package>Name').
-ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.models", "keras.src.models.functional",
-                             "keras.src.models.sequential", "keras.src.models.model"})
+ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.models",
+                             "keras.src.models.functional", "keras.src.models.sequential", "keras.src.models.model"})
 # Keras's built-in activations, by name (in tf.keras 2.15 and Keras 3); the gallery uses tanh, sigmoid,
 # hard_sigmoid, linear and relu. A serialized function (a dict) is refused.
 ACTIVATIONS = frozenset({"elu", "exponential", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "leaky_relu",
@@ -73,11 +73,12 @@ def read_h5_config(data: bytes, where) -> dict:
         with h5py.File(io.BytesIO(data), "r") as f:
             attributes = {k: f.attrs[k] for k in f.attrs}
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others for a corrupt file
-        raise FixtureError(where, f"{Path(where).name} is not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
+        raise FixtureError(where, f"{Path(where).name} is not a readable HDF5 file "
+                                  f"({type(exc).__name__}: {exc})") from None
     extra = sorted(set(attributes) - H5_ATTRIBUTES)
     if extra:
-        raise FixtureError(where, f"{Path(where).name} carries attribute(s) {', '.join(extra)} beside its model config; "
-                                  f"refused (a model file here holds only {', '.join(sorted(H5_ATTRIBUTES))})")
+        raise FixtureError(where, f"{Path(where).name} carries attribute(s) {', '.join(extra)} beside its model "
+                                  f"config; refused (a model file here holds only {', '.join(sorted(H5_ATTRIBUTES))})")
     raw = attributes.get("model_config")
     if raw is None:
         raise FixtureError(where, f"{Path(where).name} has no model_config attribute (not a saved Keras model)")
@@ -109,7 +110,8 @@ def _parse(raw, where, what: str) -> dict:
     try:
         config = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise FixtureError(where, f"{Path(where).name}: {what} is not valid JSON ({type(exc).__name__}: {exc})") from None
+        raise FixtureError(where, f"{Path(where).name}: {what} is not valid JSON "
+                                  f"({type(exc).__name__}: {exc})") from None
     if not isinstance(config, dict):
         raise FixtureError(where, f"{Path(where).name}: {what} is a {type(config).__name__}, expected a mapping")
     return config

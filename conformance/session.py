@@ -295,7 +295,8 @@ class Results:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         except OSError as exc:
             blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
-            why = f"{blocked} is a file, not a folder" if blocked else f"{exc.strerror or exc} ({exc.filename or path.parent})"
+            why = (f"{blocked} is a file, not a folder" if blocked else
+                   f"{exc.strerror or exc} ({exc.filename or path.parent})")
             raise SummaryError(f"--conformance-json {path}: cannot write the JSON summary: {why}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -2,11 +2,12 @@
 
 A converter (tf2onnx, OpenVINO, keras2c...) turns a Keras model into a stateless graph. The
 model is the fixture's own model file (its config checked, then loaded from a private copy:
-``keras_load.load_model``) where it can be: it is what a user ships. A stateful fixture's model file holds stateful layers,
-which a stateless graph cannot express, so for those the same layers are built stateless with
-an open time axis and every initial state as an input (``stateless_model``); the harness then
-does what a user of a converted graph does (``run_calls``): feed each call's chunk with the
-previous call's final states as initial states, zeros after a reset.
+``keras_load.load_model``) where it can be: it is what a user ships. A stateful fixture's model
+file holds stateful layers, which a stateless graph cannot express, so for those the same layers
+are built stateless with an open time axis and every initial state as an input
+(``stateless_model``); the harness then does what a user of a converted graph does
+(``run_calls``): feed each call's chunk with the previous call's final states as initial
+states, zeros after a reset.
 
 The harness never makes a tool look wrong: it feeds inputs by name and reads outputs in the
 contract's order (SPEC §7.7), and anything it cannot do is ``Unsupported`` with the reason.
