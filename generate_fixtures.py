@@ -9,7 +9,7 @@ values changed is not overwritten without ``--update``.
 
     python generate_fixtures.py            # write new fixtures, refuse changed ones
     python generate_fixtures.py --check    # regenerate in memory, compare with disk
-    python generate_fixtures.py --only 'lstm-mask-*' --update
+    python generate_fixtures.py --only 'lstm-mask-*' --update   # a Keras 2 model.h5 beside one is kept, now stale
     python generate_fixtures.py --keras2-h5 [--check]   # Keras 2 .h5 files, under tf.keras 2.15 (tox -e generate-keras2)
 """
 
@@ -41,6 +41,7 @@ CATALOG_DIR = HERE / "catalog"
 TOLERANCES = "tolerances.yaml"  # measured differences (SPEC 6.1), in the catalog folder but not a catalog file
 FLOAT32_TOLERANCE = {"atol": 1.0e-5, "rtol": 1.0e-4}  # the gallery's float32 default (catalog defaults)
 GENERATOR_VERSION = "1"
+REGENERATE_KERAS2 = "tox -e generate-keras2"  # conformance.legacy.REGENERATE (not imported here before Keras)
 
 
 class GenerationError(Exception):
@@ -211,6 +212,22 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = 
     return "; ".join(details) or "digest differs"
 
 
+def keras2_files(out: Path) -> dict[str, str]:
+    """Fixture id -> the plain name of its Keras 2 model file, as the gallery's keras2-h5.yaml lists them.
+
+    ``--update`` rewrites a fixture's folder whole; these files are not the fixture's (no digest covers them),
+    so they are carried over rather than deleted: the entry is stale until regenerated (SPEC 12).
+    """
+    from conformance.legacy import read_manifest
+    found = {}
+    for fid, item in (read_manifest(out) or {}).items():
+        file = item.get("file") if isinstance(item, dict) else None
+        folder, _, name = file.partition("/") if isinstance(file, str) else ("", "", "")
+        if folder == fid and name and "/" not in name:
+            found[fid] = name
+    return found
+
+
 def measure_tolerances(catalog: Path, result_dirs: list[Path]) -> int:
     """catalog/tolerances.yaml: for every ``tolerance: measured`` entry, the largest difference from its expected
     values that Keras produced in each env of the matrix (SPEC 6.1). The float64 reference's is taken at generation."""
@@ -233,7 +250,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
                         help="only ids matching this glob (repeatable)")
     parser.add_argument("--check", action="store_true", help="compare with disk instead of writing")
-    parser.add_argument("--update", action="store_true", help="overwrite fixtures whose values changed")
+    parser.add_argument("--update", action="store_true",
+                        help="overwrite fixtures whose values changed; a Keras 2 model.h5 that keras2-h5.yaml lists "
+                             "beside one is kept, its entry then stale: regenerate it with `tox -e generate-keras2`")
     parser.add_argument("--catalog", type=Path, default=CATALOG_DIR)
     parser.add_argument("--provisional", action="store_true",
                         help="let 'tolerance: measured' entries without measurements through, marked provisional "
@@ -266,6 +285,11 @@ def main(argv=None) -> int:
     generated_by = provenance()
     measurements = tolerance.read_measurements(args.catalog / TOLERANCES)
     problems, written, unchanged = [], 0, 0
+    try:
+        kept = keras2_files(args.out)
+    except FixtureError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 1
     for entry in entries:
         try:
             meta, arrays, files = generate(entry, generated_by, measurements, args.provisional)
@@ -285,8 +309,12 @@ def main(argv=None) -> int:
             problems.append(f"{meta['id']}: refusing to overwrite a fixture whose values changed "
                             f"({difference}); ids are citation handles: give it a new id, or pass --update")
         else:
-            write_fixture(args.out, meta, arrays, files)
+            keep = [kept[meta["id"]]] if meta["id"] in kept and difference != "not on disk" else []
+            write_fixture(args.out, meta, arrays, files, keep=keep)
             written += 1
+            for name in keep:
+                print(f"KEPT {meta['id']}/{name}: keras2-h5.yaml lists it, bound to the fixture's old digest, so it is "
+                      f"stale now; regenerate it: {REGENERATE_KERAS2} -- --update --only {meta['id']}", file=sys.stderr)
     if args.check and not args.only:
         known = {e["id"] for e in entries}
         if args.out.is_dir():

@@ -249,8 +249,10 @@ def cmd_verify(args) -> int:
     """Every file each fixture's YAML lists: the YAML digest, every array's sha256, the model file's sha256 and,
     where Keras 3 is importable, that the model file holds the fixture's weight arrays; and the Keras 2 file
     the gallery's keras2-h5.yaml lists for it: its binding to the fixture's digest and its sha256 (SPEC 12).
+    Every model file's config is checked first, without Keras (SPEC 13.1): only built-in recurrent models.
 
-    Keras is imported only when a model file has passed its sha256. The set digest covers the verified fixtures.
+    Keras is imported only when a model file has passed its sha256 and its config check. The set digest covers
+    the verified fixtures.
     """
     from .fixtures import Listing
     listing = load_listing(args)
@@ -260,11 +262,13 @@ def cmd_verify(args) -> int:
     failed = len(listing.errors)
     for error in listing.errors:
         print(f"FAILED {error}")
-    verified = []
+    verified, unchecked = [], []  # unchecked: .h5 files whose config h5py is not here to read
     for fixture in listing.fixtures:
         try:
             model = fixture.verify_files()[1:]  # [model file name] when the fixture lists one
-            legacy_file = keras2_file(fixture)  # the Keras 2 model.h5 where keras2-h5.yaml lists one
+            if model:  # what it asks Keras to build, checked without Keras (SPEC 13.1)
+                check_model_config(fixture.path / model[0], fixture.model_file()[1])
+            legacy_file = keras2_file(fixture, unchecked)  # the Keras 2 model.h5 where keras2-h5.yaml lists one
             if model and not keras:
                 from .adapters.keras_load import weights_checker
                 check_weights, keras = weights_checker()
@@ -280,18 +284,32 @@ def cmd_verify(args) -> int:
     print(f"{len(verified)} of {len(verified) + failed} fixtures verified in {listing.root}; {digest}")
     if keras:
         print(f"model files: sha256 and weights checked ({keras})" if check_weights is not None else
-              f"model files: sha256 checked only, not their weights ({keras})")
+              f"model files: sha256 and config checked, not their weights ({keras})")
+    if unchecked:
+        print(f"Keras 2 model files: config not checked for {len(unchecked)} ({unchecked[0]}), h5py is not "
+              "installed (nor is a Keras that could load them)")
     return 1 if failed else 0
 
 
-def keras2_file(fixture) -> list[str]:
-    """``[file]`` when keras2-h5.yaml lists a Keras 2 file for the fixture (bound and sha256-checked), else []."""
+def check_model_config(where: Path, data: bytes) -> None:
+    """The model file's config allows only built-in recurrent models (``model_config``); FixtureError otherwise."""
+    from .model_config import check_file
+    check_file(data, where)
+
+
+def keras2_file(fixture, unchecked: list) -> list[str]:
+    """``[file]`` when keras2-h5.yaml lists a Keras 2 file for the fixture (bound, sha256- and config-checked),
+    else []. A file whose config cannot be read here (no h5py) is added to ``unchecked``."""
     from .errors import NotApplicable
     from .legacy import h5_file
     try:
-        entry, _ = h5_file(fixture)
+        entry, data = h5_file(fixture)
     except NotApplicable:
         return []
+    try:
+        check_model_config(fixture.path.parent / entry["file"], data)
+    except Unsupported:
+        unchecked.append(entry["file"])
     return [entry["file"].rpartition("/")[2]]
 
 
@@ -316,7 +334,11 @@ def cmd_run(args) -> int:
         print(f"    WARNING unmatched ledger {entry.label} ({run.ledger_path})")
     print(f"{len(results.records)} cases in {time.perf_counter() - started:.2f} s")
     if args.conformance_json:
-        results.write_json(args.conformance_json)
+        try:
+            results.write_json(args.conformance_json)
+        except session.SummaryError as exc:  # the table is printed above; the run fails with one line
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 1
         print(f"JSON summary written to {args.conformance_json} ({len(results.records)} cases)")
     return 1 if results.bad else 0
 

@@ -3,9 +3,13 @@
 Each entry names fixtures (a glob on the id), a condition (implementation, Keras
 version specifier, backend), the kind of divergence (``mismatch``: outputs out of
 tolerance; ``error``: the implementation raised or returned unusable output), a
-one-sentence reason and a link. Entries apply as *strict* expected failures: a
-matching case that fails the recorded way is ``xfailed``; one that passes means the
-entry is stale, and one that fails another way is a new failure. Both fail the run.
+one-sentence reason and a link. An ``error`` entry also names the error it explains:
+``message``, a regular expression searched in the case's message. Kind alone would
+explain any error of a matching case (a refused hostile model file, a broken
+fixture); an error the pattern does not find stays what it was. Entries apply as
+*strict* expected failures: a matching case that fails the recorded way is
+``xfailed``; one that passes means the entry is stale, and one that fails another way
+is a new failure. Both fail the run.
 
 Two keys serve ports: ``when`` (a mapping of the implementation's ``info()`` values the
 entry needs, e.g. ``{inference_precision: bf16}``: the divergence depends on how the tool
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -29,7 +34,7 @@ from .verdict import Status
 
 FORMAT_VERSION = 1
 KINDS = ("mismatch", "error")
-KEYS = {"fixture", "impl", "keras", "backend", "when", "strict", "kind", "reason", "link"}
+KEYS = {"fixture", "impl", "keras", "backend", "when", "strict", "kind", "reason", "link", "message"}
 
 
 class LedgerError(ValueError):
@@ -48,6 +53,7 @@ class Entry:
     index: int = 0          # position in the file, 1-based, to name it in messages
     when: tuple[tuple[str, str], ...] = ()   # (info key, value) pairs the implementation must report
     strict: bool = True
+    message: str | None = None   # kind error: a regular expression the case's message must contain
 
     @property
     def label(self) -> str:
@@ -99,6 +105,17 @@ def _entry(raw, index: int, where: str) -> Entry:
         raise LedgerError(f"{name}: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
     if "\n" in raw["reason"].strip():
         raise LedgerError(f"{name}: 'reason' must be one sentence on one line")
+    message = raw.get("message")
+    if raw["kind"] == "error":
+        if not isinstance(message, str) or not message.strip():
+            raise LedgerError(f"{name}: an error entry needs 'message', a regular expression found in the error it "
+                              "explains (kind alone would explain any error of a matching case)")
+        try:
+            re.compile(message)
+        except re.error as exc:
+            raise LedgerError(f"{name}: 'message' {message!r} is not a regular expression ({exc})") from None
+    elif message is not None:
+        raise LedgerError(f"{name}: 'message' is for error entries; a mismatch entry is matched by its outputs")
     if not raw["link"].startswith("https://"):
         raise LedgerError(f"{name}: 'link' {raw['link']!r} must be an https:// URL (issue, PR or release note)")
     impl = raw.get("impl", "keras")
@@ -124,7 +141,7 @@ def _entry(raw, index: int, where: str) -> Entry:
     if not isinstance(strict, bool):
         raise LedgerError(f"{name}: 'strict' must be true or false")
     return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], impl, keras, tuple(backend), index,
-                 tuple(sorted((k, str(v)) for k, v in when.items())), strict)
+                 tuple(sorted((k, str(v)) for k, v in when.items())), strict, message)
 
 
 def load(path: str | Path | None = None) -> list[Entry]:
@@ -174,6 +191,10 @@ def apply(entry: Entry | None, verdict):
     if kind != entry.kind:
         return dataclasses.replace(verdict, status=Status.FAILED, message=(
             f"divergence changed kind: {where} expects a {entry.kind}, got a {kind}:\n{verdict.message}"))
+    if entry.message is not None and not re.search(entry.message, verdict.message):
+        return dataclasses.replace(verdict, message=(
+            f"{verdict.message}\n(not the error {where} explains: its message pattern {entry.message!r} "
+            "is not in this one)"))
     return dataclasses.replace(verdict, status=Status.XFAILED, message=f"{entry.reason} ({entry.link})")
 
 

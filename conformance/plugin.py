@@ -17,13 +17,14 @@ import pytest
 
 from . import registry, tags
 from .options import OPTIONS, dest
-from .session import Results, Session, UsageError
+from .session import Results, Session, SummaryError, UsageError
 
 pytest_plugins = ["conformance.fuzz.pytest_plugin"]  # --conformance-fuzz N: the fuzzer inside the suite
 
 SESSION = pytest.StashKey[Session]()
 RESULTS = pytest.StashKey[Results]()
 RECORD = pytest.StashKey[dict]()
+JSON_ERROR = pytest.StashKey[str]()  # why --conformance-json could not be written (one line)
 REPORT_ATTR = "lstm_conformance"    # the record's attribute on a TestReport (serialized by xdist)
 MARK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -138,7 +139,12 @@ class _Gatherer:
     def pytest_sessionfinish(self, session):
         path = self.config.getoption("conformance_json")
         if path and RESULTS in self.config.stash and self.config.stash[RESULTS].records:
-            self.config.stash[RESULTS].write_json(path)
+            try:
+                self.config.stash[RESULTS].write_json(path)
+            except SummaryError as exc:  # reported in the terminal summary, after the table; the run fails
+                self.config.stash[JSON_ERROR] = str(exc)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -164,5 +170,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for entry in unused:
             terminalreporter.write_line(f"    WARNING unmatched ledger {entry.label}", yellow=True)
     path = config.getoption("conformance_json")
-    if path:
+    if JSON_ERROR in config.stash:
+        terminalreporter.write_line(f"ERROR {config.stash[JSON_ERROR]}", red=True)
+    elif path:
         terminalreporter.write_line(f"JSON summary written to {path} ({len(results.records)} cases)")

@@ -33,6 +33,10 @@ class UsageError(ValueError):
     """The options cannot make a run (unknown implementation, a pattern matching nothing, a bad timeout)."""
 
 
+class SummaryError(OSError):
+    """The JSON summary could not be written; one line naming the path and why (the run itself is reported)."""
+
+
 def _unknown_patterns(patterns: Iterable[str], names: list[str]) -> list[str]:
     return [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
 
@@ -287,16 +291,29 @@ class Results:
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
     def write_json(self, path: str | os.PathLike) -> Path:
-        """Write the summary once, atomically: a reader sees the old file or the whole new one."""
+        """Write the summary once, atomically: a reader sees the old file or the whole new one.
+
+        A path that cannot be written (a file where a folder should be, no permission, a full disk) is a
+        SummaryError: one line, so the caller still prints the table and exits non-zero, never a traceback.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.summary(), indent=1, sort_keys=True, default=str)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
+            why = (f"{blocked} is a file, not a folder" if blocked else
+                   f"{exc.strerror or exc} ({exc.filename or path.parent})")
+            raise SummaryError(f"--conformance-json {path}: cannot write the JSON summary: {why}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise SummaryError(f"--conformance-json {path}: cannot write the JSON summary: "
+                                   f"{exc.strerror or exc}") from None
             raise
         return path

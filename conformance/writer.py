@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import yaml
@@ -61,11 +61,13 @@ def yaml_text(meta: Mapping, width: int = 100) -> str:
 
 
 def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray],
-                  files: Mapping[str, bytes] | None = None) -> Path:
+                  files: Mapping[str, bytes] | None = None, keep: Iterable[str] = ()) -> Path:
     """Write ``root/<id>/`` atomically: build in a temporary sibling folder, then swap it in.
 
     An interrupted run leaves either the old fixture or the new one, never half of each.
     ``files``: extra files by plain name (a saved model), listed with their sha256 in ``meta``.
+    ``keep``: plain names of files in the old folder that no digest covers but something else lists (the
+    Keras 2 ``model.h5``, in keras2-h5.yaml), carried into the new folder; the swap would delete them.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,10 @@ def write_fixture(root: Path, meta: Mapping, arrays: Mapping[str, np.ndarray],
             if Path(name).name != name or name in (ARRAYS_NAME, YAML_NAME) or name.startswith("."):
                 raise ValueError(f"fixture {meta['id']!r}: extra file name {name!r} is not a plain new file name")
             (staging / name).write_bytes(data)
+        for name in keep:
+            old = target / name
+            if Path(name).name == name and not (staging / name).exists() and old.is_file() and not old.is_symlink():
+                shutil.copy2(old, staging / name)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{meta['id']}.old.", dir=root))
             os.replace(target, retired / "x")

@@ -32,6 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import model_config
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, flatten, is_keras3, keras_module,
@@ -261,8 +262,11 @@ def read_model_file(fixture) -> tuple[dict, bytes]:
     return found
 
 
-def load_model(data: bytes, name: str = MODEL_FILE):
-    """Load ``.keras`` bytes with ``safe_mode=True``: no lambda or arbitrary code is deserialized."""
+def load_model(data: bytes, name: str = MODEL_FILE, where=None):
+    """Load ``.keras`` bytes with ``safe_mode=True``, once their config has passed ``model_config.check_file``
+    (a FixtureError naming ``where``, the gallery's file): only built-in recurrent models are deserialized,
+    whatever this Keras's safe mode covers (SPEC 13.1)."""
+    model_config.check_file(data, where or name, name)
     keras = keras_module()
     with tempfile.TemporaryDirectory(prefix="lstm-conformance-") as tmp:
         path = Path(tmp) / name
@@ -323,8 +327,10 @@ def check_model_weights(fixture, model, name: str) -> None:
 def verify_model_file(fixture) -> None:
     """``verify``'s Keras check: the sha256-checked model file loads in safe mode and holds the fixture's weights."""
     entry, data = read_model_file(fixture)
+    where = Path(fixture.path) / entry["name"]
+    model_config.check_file(data, where, entry["name"])  # a refused config says why, not "could not load"
     try:
-        model = load_model(data, entry["name"])
+        model = load_model(data, entry["name"], where)
     except Exception as exc:  # noqa: BLE001 - in verify, a file Keras 3 cannot load safely is a broken fixture
         raise FixtureError(Path(fixture.path) / entry["name"],
                            f"fixture {fixture.id!r}: keras {keras_version()} could not load {entry['name']} in safe "
@@ -367,7 +373,9 @@ def run(fixture) -> dict[str, np.ndarray]:
 def _run(fixture) -> dict[str, np.ndarray]:
     entry, data = read_model_file(fixture)
     try:
-        model = load_model(data, entry["name"])
+        model = load_model(data, entry["name"], Path(fixture.path) / entry["name"])
+    except FixtureError:  # its config was refused before Keras read it: the fixture's fault
+        raise
     except Exception as exc:  # noqa: BLE001 - a load failure is this implementation's failure, with its cause
         raise RuntimeError(f"keras {keras_version()} could not load {entry['name']} "
                            f"(saved with keras {fixture.meta.get('generated_by', {}).get('keras', '?')}): "

@@ -1,12 +1,13 @@
 """What every converted-graph port shares: the Keras model it converts, and stateful calls carried by hand.
 
 A converter (tf2onnx, OpenVINO, keras2c...) turns a Keras model into a stateless graph. The
-model is the fixture's own model file (a private scratch copy, ``Fixture.model_path``) where
-it can be: it is what a user ships. A stateful fixture's model file holds stateful layers,
-which a stateless graph cannot express, so for those the same layers are built stateless with
-an open time axis and every initial state as an input (``stateless_model``); the harness then
-does what a user of a converted graph does (``run_calls``): feed each call's chunk with the
-previous call's final states as initial states, zeros after a reset.
+model is the fixture's own model file (its config checked, then loaded from a private copy:
+``keras_load.load_model``) where it can be: it is what a user ships. A stateful fixture's model
+file holds stateful layers, which a stateless graph cannot express, so for those the same layers
+are built stateless with an open time axis and every initial state as an input
+(``stateless_model``); the harness then does what a user of a converted graph does
+(``run_calls``): feed each call's chunk with the previous call's final states as initial
+states, zeros after a reset.
 
 The harness never makes a tool look wrong: it feeds inputs by name and reads outputs in the
 contract's order (SPEC §7.7), and anything it cannot do is ``Unsupported`` with the reason.
@@ -15,6 +16,7 @@ contract's order (SPEC §7.7), and anything it cannot do is ``Unsupported`` with
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -52,11 +54,9 @@ def keras_graph(fixture) -> Graph:
         return stateless_model(fixture)
     if not keras_load.is_keras3():
         raise Unsupported(f"Keras {keras_load.keras_version()} cannot read Keras 3 model files")
-    path = fixture.model_path()  # the sha256-checked file, copied into a private scratch folder
-    if path is None:
-        raise Unsupported(f"fixture {fixture.id!r} carries no saved model file")
-    entry = fixture.meta["model_file"]
-    model = keras_load.keras_module().saving.load_model(path, safe_mode=True, compile=False)
+    entry, data = keras_load.read_model_file(fixture)  # sha256-checked; Unsupported when it lists none
+    # its config checked first (SPEC 13.1), then loaded from a private copy in safe mode
+    model = keras_load.load_model(data, entry["name"], Path(fixture.path) / entry["name"])
     keras_load.check_model_weights(fixture, model, entry["name"])
     return Graph(model, list(entry["inputs"]), list(entry["outputs"]), f"model file {entry['name']}")
 

@@ -176,3 +176,30 @@ def test_changed_values_need_update(gen, catalog, written, capsys):
     assert _hidden(out) == []
     capsys.readouterr()
     assert _generate(gen, out, folder, "--check") == 0
+
+
+def test_update_keeps_the_keras2_model_file(gen, catalog, written, capsys):
+    """``--update`` swaps the fixture's folder whole; a model.h5 that keras2-h5.yaml lists there is carried
+    over (not deleted) and its entry, bound to the old digest, is reported stale until regenerated."""
+    from conformance import legacy
+    from conformance.errors import FixtureError
+    from conformance.fixtures import load_fixture
+    out, _ = written
+    folder, entry, save = catalog
+    old = load_fixture(out / FID)
+    data = (REPO / "fixtures" / "gru-reset-after-basic" / "model.h5").read_bytes()  # any file: it is only carried
+    (out / FID / "model.h5").write_bytes(data)
+    listed = {"file": f"{FID}/model.h5", "sha256": hashlib.sha256(data).hexdigest(), "fixture_digest": old.digest,
+              "inputs": list(old.meta["inputs"]), "outputs": list(old.meta["outputs"]), "generated_by": {}}
+    (out / legacy.MANIFEST_NAME).write_text(yaml.safe_dump({"format_version": 1, "fixtures": {FID: listed}}))
+    assert legacy.entry_for(old)["file"] == f"{FID}/model.h5"  # bound to the fixture as it is
+    save({**entry, "seed": 12345})
+    capsys.readouterr()
+    assert _generate(gen, out, folder, "--update") == 0
+    err = capsys.readouterr().err
+    assert f"KEPT {FID}/model.h5: keras2-h5.yaml lists it" in err and "tox -e generate-keras2" in err, err
+    assert (out / FID / "model.h5").read_bytes() == data
+    new = load_fixture(out / FID)
+    assert new.digest != old.digest
+    with pytest.raises(FixtureError, match=f"entry '{FID}' is stale"):
+        legacy.entry_for(new)

@@ -151,7 +151,8 @@ sys.exit(cli.main(["verify", "--fixtures-dir", {str(root)!r}]))
 """)
     assert done.returncode == 0, done.stdout + done.stderr
     notes = [line for line in done.stdout.splitlines() if line.startswith("model files:")]
-    assert len(notes) == 1 and "sha256 checked only, not their weights" in notes[0] and "keras" in notes[0], done.stdout
+    assert len(notes) == 1 and "sha256 and config checked, not their weights" in notes[0], done.stdout
+    assert "keras" in notes[0], done.stdout
     assert len(re.findall(r"^OK .*model\.keras\)$", done.stdout, re.M)) == 2, done.stdout
 
 

@@ -127,9 +127,22 @@ def test_kind_change_fails(pytester, gallery, tmp_path):
     assert records["lstm-basic"]["message"].startswith("divergence changed kind")
     result.stdout.fnmatch_lines(["*expects a mismatch, got a error*", "*deliberate crash in ledger_impls.raises*"])
     # recorded as what it is, an error, the same entry xfails the crash
-    path = write_ledger(tmp_path / "ledger.yaml", entry(impl="ledger_impls:raises", kind="error"))
+    path = write_ledger(tmp_path / "ledger.yaml",
+                        entry(impl="ledger_impls:raises", kind="error", message="deliberate crash in ledger_impls"))
     result, records = run_suite(pytester, gallery, "ledger_impls:raises", "--ledger", path)
     result.assert_outcomes(xfailed=1, failed=1)
+
+
+def test_an_error_entry_explains_only_the_error_its_message_names(pytester, gallery, tmp_path):
+    """Kind alone would xfail any error of a matching case: a broken fixture, a refused model file."""
+    path = write_ledger(tmp_path / "ledger.yaml",
+                        entry(impl="ledger_impls:raises", kind="error", message=r"another crash \(time_major\)"))
+    result, records = run_suite(pytester, gallery, "ledger_impls:raises", "--ledger", path)
+    result.assert_outcomes(failed=2)
+    assert records["lstm-basic"]["status"] == "failed" and records["lstm-basic"]["ledger_entry"] == 1
+    assert records["lstm-basic"]["message"].startswith("lstm-basic@"), records["lstm-basic"]
+    result.stdout.fnmatch_lines(["*deliberate crash in ledger_impls.raises*",
+                                 "*not the error ledger entry 1 (lstm-basic; *) explains: its message pattern*"])
 
 
 def test_version_and_backend_conditions(pytester, gallery, tmp_path):
@@ -180,6 +193,9 @@ def test_unmatched_entry_warns(pytester, gallery, tmp_path):
     ({"link": "github.com/x"}, "'link' 'github.com/x' must be an https:// URL"),
     ({"keras": "three"}, "'keras' 'three' is not a version specifier"),
     ({"backends": ["jax"]}, "entry 1 (fixture 'lstm-basic'): unknown key(s) backends"),
+    ({"kind": "error"}, "entry 1 (fixture 'lstm-basic'): an error entry needs 'message', a regular expression"),
+    ({"kind": "error", "message": "("}, "entry 1 (fixture 'lstm-basic'): 'message' '(' is not a regular expression"),
+    ({"message": "x"}, "entry 1 (fixture 'lstm-basic'): 'message' is for error entries"),
 ])
 def test_malformed_ledger_is_a_clear_usage_error(pytester, gallery, tmp_path, bad, message):
     path = write_ledger(tmp_path / "ledger.yaml", entry(fixture="lstm-*"), {**entry(), **bad})

@@ -64,7 +64,7 @@ def summaries(pytester, tmp_path):
     ledger = tmp_path / "ledger.yaml"
     ledger.write_text("format_version: 1\nentries:\n  - " + json.dumps(
         {"fixture": "*", "impl": "ports_impls:keras2_loader", "kind": "error", "reason": LEDGER_REASON,
-         "link": LEDGER_LINK}) + "\n")
+         "link": LEDGER_LINK, "message": r"could not load model\.keras: No module named 'keras\.src"}) + "\n")
     pytester.makepyfile(ports_impls=PORTS)
     pytester.syspathinsert()
     results = tmp_path / "results"

@@ -203,3 +203,28 @@ def test_an_expression_matching_nothing_names_the_marks(tmp_path):
     assert done.returncode == 5, done.stdout[-2000:]
     hint = next(line for line in done.stdout.splitlines() if "no case matched -m" in line)
     assert "'Lstm and masked'" in hint and " LSTM, " in hint and " lstm, " in hint and " mask, " in hint, hint
+
+
+@pytest.mark.parametrize("runner", ["pytest", "lstm-conformance run"])
+def test_a_json_summary_that_cannot_be_written_is_one_error_line_after_the_table(tmp_path, capsys, runner):
+    """A file where the summary's folder should be: the table is printed, then one ERROR line naming the path
+    and why, and the run exits non-zero (it passed otherwise); no internal error, no traceback."""
+    (tmp_path / "results").write_text("a file, not a folder\n")
+    target = tmp_path / "results" / "env" / "summary.json"
+    args = ["--impl", "numpy-reference", "--fixture-id", "lstm-basic", "--conformance-json", str(target)]
+    if runner == "pytest":
+        done = run_pytest(tmp_path, *args, pythonpath=[REPO])  # this checkout, not an installed copy
+        code, out = done.returncode, done.stdout + done.stderr
+    else:
+        code = cli.main(["run", *args])
+        captured = capsys.readouterr()
+        out = captured.out + captured.err
+    assert code == 1, out
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("numpy-reference "))
+    errors = [line for line in lines if line.startswith("ERROR ")]
+    assert errors == [f"ERROR --conformance-json {target}: cannot write the JSON summary: "
+                      f"{tmp_path / 'results'} is a file, not a folder"], out
+    assert lines.index(errors[0]) > row or runner != "pytest", out  # pytest: after the table
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    assert not target.exists()
