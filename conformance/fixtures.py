@@ -2,7 +2,8 @@
 
 Imports numpy and pyyaml only, so a port can be checked without TensorFlow.
 Nothing here executes code from data: YAML goes through a safe loader (``yaml.safe_load``'s) and
-arrays through ``np.load(allow_pickle=False)``.
+arrays through numpy's ``.npy`` header reader, an object dtype refused before any data is read (what
+``np.load(allow_pickle=False)`` does, without its extra copies).
 """
 
 from __future__ import annotations
@@ -439,7 +440,7 @@ def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: Path, fid:
                                   "than its shape and dtype in fixture.yaml need (a zip bomb?); refused")
     with archive.open(info) as stream:
         head = stream.read(min(info.file_size, NPY_HEADER_LIMIT))
-        if not head.startswith(NPY_MAGIC):  # else np.load would take it for a pickle
+        if not head.startswith(NPY_MAGIC):  # np.load would take it for a pickle
             raise FixtureError(where, f"{corrupt} (not .npy data)")
         header = io.BytesIO(head)
         try:
@@ -466,7 +467,7 @@ def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: Path, fid:
             filled += len(chunk)
         stream.read()  # the rest, at most a header's worth: reading to the end makes zipfile check the CRC
     array = flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
-    return np.ascontiguousarray(array, dtype=dtype.newbyteorder("<"))  # a copy only for Fortran or big-endian
+    return np.ascontiguousarray(array, dtype=dtype.newbyteorder("="))  # a copy only for Fortran order or byte swaps
 
 
 def _check_kind(where, fid: str, name: str, spec: Mapping, shape, dtype: np.dtype) -> None:

@@ -398,3 +398,16 @@ def test_gallery_refuses_a_file(tmp_path, capsys):
     code, _, err = run_cli(capsys, "gallery", target, "--fixtures-dir", tmp_path, "--no-plots", "--force")
     assert code == 2 and f"{target} exists and is not a folder; render the gallery into a new or empty folder" in err
     assert target.read_text() == "not a folder\n"
+
+
+def test_members_in_fortran_order_or_big_endian_still_load(tmp_path):
+    """Not hostile: the in-place reader accepts every layout ``np.load`` did, with the same values and hashes."""
+    folder = without_model(hostile.copy_fixture(tmp_path, hostile.SOURCE))
+    original = hostile.read_arrays(folder)
+    members = hostile.npy_members(folder)
+    members["kernel.npy"] = hostile.npy_bytes(np.asfortranarray(original["kernel"]))
+    members["x.npy"] = hostile.npy_bytes(original["x"].astype(">f4"))
+    hostile.write_members(folder, members)
+    (fixture,) = list_fixtures(tmp_path).fixtures
+    assert all(np.array_equal(fixture.arrays[k], v) for k, v in original.items())
+    assert all(a.dtype.byteorder in "=|" and a.flags.c_contiguous for a in fixture.arrays.values())
