@@ -24,6 +24,7 @@ from .families import family
 from .wrappers import Part
 from . import wrappers
 from .options import ENV_FIXTURES, OPTIONS, dest
+from .text import printable
 
 
 
@@ -65,7 +66,15 @@ def find(args) -> Fixture:
 # -- list -----------------------------------------------------------------------------------------
 
 def _list_shapes(fixture: Fixture) -> tuple[str, str]:
-    """x's shape and the first output's, with a count of the rest (the table stays one screen wide)."""
+    """x's shape and the first output's, with a count of the rest (the table stays one screen wide);
+    ``?`` where the YAML's arrays table is malformed (the schema, checked on opening, says how)."""
+    try:
+        return _shapes_of(fixture)
+    except Exception:  # noqa: BLE001 - listing checks only the YAML's digest: one odd row must not stop the table
+        return "?", "?"
+
+
+def _shapes_of(fixture: Fixture) -> tuple[str, str]:
     spec, outs = fixture.meta["arrays"], [n for n in fixture.meta["outputs"] if n in fixture.meta["arrays"]]
     first = f"{outs[0]} {shape_text(spec[outs[0]]['shape'])}" if outs else "-"
     return shape_text(spec["x"]["shape"]), first + (f" +{len(outs) - 1}" if len(outs) > 1 else "")
@@ -75,14 +84,16 @@ def cmd_list(args) -> int:
     listing = load_listing(args)
     chosen = [f for f in select(listing.fixtures, args.fixture_id, args.fixture_tag)
               if not args.layer or f.layer.lower() == args.layer.lower()]
-    rows = [(f.id, f.layer, *_list_shapes(f), short_digest(f.digest), ", ".join(f.tags)) for f in chosen]
+    rows = [tuple(printable(cell, keep="") for cell in (f.id, f.layer, *_list_shapes(f), short_digest(f.digest),
+                                                         ", ".join(map(str, f.tags))))
+            for f in chosen]
     header = ("id", "layer", "x", "output", "digest", "tags")
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"({len(rows)} of {len(listing.fixtures)} fixtures in {listing.root})")
     for error in listing.errors:
-        print(f"ERROR {error}", file=sys.stderr)
+        print(printable(f"ERROR {error}", keep=""), file=sys.stderr)
     return 1 if listing.errors else 0
 
 
@@ -106,7 +117,7 @@ def cmd_show(args) -> int:
         sys.stdout.write(dumps(fixture_to_json(fixture)))
         return 0
     from .gallery import fixture_markdown
-    print(fixture_markdown(fixture, precision=args.precision))
+    print(printable(fixture_markdown(fixture, precision=args.precision)))
     return 0
 
 
@@ -239,7 +250,7 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
 
 
 def cmd_explain(args) -> int:
-    print(explain_text(find(args), args.batch, args.precision))
+    print(printable(explain_text(find(args), args.batch, args.precision)))
     return 0
 
 
@@ -261,7 +272,7 @@ def cmd_verify(args) -> int:
     check_weights, keras = None, ""
     failed = len(listing.errors)
     for error in listing.errors:
-        print(f"FAILED {error}")
+        print(printable(f"FAILED {error}", keep=""))
     verified, unchecked = [], []  # unchecked: .h5 files whose config h5py is not here to read
     for fixture in listing.fixtures:
         try:
@@ -276,7 +287,7 @@ def cmd_verify(args) -> int:
                 check_weights(fixture)
         except FixtureError as exc:
             failed += 1
-            print(f"FAILED {fixture.id}: {exc}")
+            print(printable(f"FAILED {fixture.id}: {exc}", keep=""))
             continue
         verified.append(fixture)
         print(f"OK     {fixture.citation} ({', '.join([f'{len(fixture.arrays)} arrays', *model, *legacy_file])})")
@@ -328,7 +339,7 @@ def cmd_run(args) -> int:
         verdict, record = run.run(case)
         results.add(record)
         if verdict.status in ("failed", "error", "crashed"):
-            print(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}")
+            print(printable(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}"))
     print("", *results.table_lines(), sep="\n")
     for entry in results.unmatched_ledger():
         print(f"    WARNING unmatched ledger {entry.label} ({run.ledger_path})")
@@ -355,7 +366,7 @@ def cmd_export(args) -> int:
     listing = load_listing(args)
     chosen, errors = chosen_fixtures(listing, args.fixture_id)
     for error in errors:
-        print(f"ERROR {error}", file=sys.stderr)
+        print(printable(f"ERROR {error}", keep=""), file=sys.stderr)
     try:
         written = export_json(chosen, Path(args.out_dir))
     except OSError as exc:  # e.g. a parent that is a file, no permission, a folder named <id>.json
@@ -409,8 +420,18 @@ def cmd_cache(args) -> int:
     return 0
 
 
+GALLERY_REPLACED = ("README.md and files named <id>.md and <id>.png are replaced, pages this command wrote "
+                    "earlier for fixtures no longer there are removed, everything else is left as it is")
+
+
 def cmd_gallery(args) -> int:
+    """Render into OUT_DIR, which must be new or empty unless ``--force`` (export's rule, ``outdir``)."""
     from .gallery import render
+    from .outdir import OutDirError, check_out_dir
+    try:
+        check_out_dir(args.out_dir, args.force, "render the gallery", GALLERY_REPLACED)
+    except OutDirError as exc:
+        raise UsageError(str(exc)) from None
     listing = load_listing(args)
     summary = render(listing.fixtures, Path(args.out_dir), plots=not args.no_plots, max_bytes=args.max_bytes,
                      errors=listing.errors)
@@ -419,7 +440,7 @@ def cmd_gallery(args) -> int:
     if summary["note"]:
         print(summary["note"])
     for error in listing.errors:
-        print(f"ERROR {error}", file=sys.stderr)
+        print(printable(f"ERROR {error}", keep=""), file=sys.stderr)
     return 1 if listing.errors else 0
 
 
@@ -497,7 +518,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("gallery", parents=[common], help="render the browsable gallery (Markdown index and pages)")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder (see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder (regenerating docs/gallery): README.md, <id>.md and "
+                        "<id>.png are replaced, stale pages this command wrote are removed, the rest is left")
     p.add_argument("--no-plots", action="store_true", help="skip the trace plots (needs matplotlib otherwise)")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                    help=f"drop the plots if the gallery would be larger than this (default {DEFAULT_MAX_BYTES / 1e6:g} MB)")
@@ -514,7 +538,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except session.UsageError as exc:
-        print(f"lstm-conformance {args.command}: error: {exc}", file=sys.stderr)
+        print(printable(f"lstm-conformance {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `lstm-conformance list | head`
         sys.stderr.close()

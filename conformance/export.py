@@ -23,8 +23,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import outdir
 from .errors import FixtureError
 from .fixtures import Fixture, array_sha256
+from .outdir import OutDirError
 
 JSON_FORMAT = 1
 DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_}
@@ -104,26 +106,14 @@ def dumps(document: Mapping) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False) + "\n"
 
 
-class ExportTargetError(ValueError):
-    """The export's folder cannot be used as asked: it is a file, or a non-empty folder without ``force``."""
+ExportTargetError = OutDirError  # the export's folder is a file, or a non-empty folder without ``force``
+EXPORT_REPLACED = "files named <id>.json are replaced, everything else is left as it is"
 
 
 def check_out_dir(out_dir, force: bool = False) -> None:
-    """``lstm-conformance export``'s rule: a new or empty folder, or any folder with ``force``; never a file.
-
-    Documents written into a folder that holds other files mix with them silently (one left
-    from an older export looks just like a fresh one), so that must be asked for.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportTargetError(f"{out_dir} exists and is not a folder; export into a new or empty folder")
-    entries = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() and not force else []
-    if entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
-        raise ExportTargetError(f"{out_dir} is a folder that is not empty ({count}: {shown}); export "
-                                "into a new or empty folder, or pass --force to write into it (files named "
-                                "<id>.json are replaced, everything else is left as it is)")
+    """``lstm-conformance export``'s rule (``outdir.check_out_dir``): a new or empty folder, or any folder
+    with ``force``; never a file."""
+    outdir.check_out_dir(out_dir, force, "export", EXPORT_REPLACED)
 
 
 def export_json(fixtures: Iterable[Fixture], out_dir) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Imports numpy and pyyaml only, so a port can be checked without TensorFlow.
 Nothing here executes code from data: YAML goes through a safe loader (``yaml.safe_load``'s) and
-arrays through ``np.load(allow_pickle=False)``.
+arrays through numpy's ``.npy`` header reader, an object dtype refused before any data is read (what
+``np.load(allow_pickle=False)`` does, without its extra copies).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import fnmatch
 import hashlib
 import io
 import json
+import math
+import os
 import re
 import shutil
 import tempfile
@@ -32,6 +35,14 @@ SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 MAX_YAML_BYTES = 1 << 20
 NPY_MAGIC = b"\x93NUMPY"
 NPY_HEADER_LIMIT = 1 << 16  # bytes allowed in an .npy member beyond its data (numpy's headers are < 10 kB)
+# Declared sizes (elements x itemsize in fixture.yaml's arrays table), refused at listing before anything is read
+# (SPEC 13.3). The gallery's largest array is 786 kB, its largest fixture 909 kB (scale-gru-256u-100t).
+MAX_ARRAY_BYTES = 64 << 20
+MAX_FIXTURE_BYTES = 256 << 20
+# The dtypes an array may have (SPEC 3.2, 5.13): a mask is bool, every other array a float.
+VALUE_DTYPES = ("float16", "float32", "float64")
+MASK_DTYPES = ("bool",)
+READ_CHUNK = 1 << 20  # an .npy member is copied into its array this many bytes at a time
 # a file named in fixture.yaml (model_file.name): a plain name inside the fixture folder, never a path
 PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
 MAX_YAML_DEPTH = 32  # a fixture nests 5 levels; the limit keeps PyYAML's pure-Python parser fast
@@ -56,8 +67,8 @@ def gallery_dir() -> Path:
 def array_sha256(array: np.ndarray) -> str:
     """sha256 of the raw little-endian, C-order data bytes (shape and dtype are recorded apart)."""
     array = np.asarray(array)
-    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    return hashlib.sha256(data).hexdigest()
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))  # no copy when already so
+    return hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()  # hashed in place, not via tobytes()
 
 
 def canonical_json(meta: Mapping) -> str:
@@ -272,7 +283,47 @@ def _check_meta(meta, where: Path) -> dict:
     if meta["digest"] != actual:
         raise FixtureError(where, f"digest mismatch: the file says {meta['digest']}, its content hashes to {actual}"
                                   " (the fixture was edited after generation)")
+    _check_declared(meta, where)
     return meta
+
+
+def allowed_dtypes(name: str) -> tuple[str, ...]:
+    """The dtypes array ``name`` may have: bool for a mask (``mask``, ``forward/mask``...), a float otherwise."""
+    return MASK_DTYPES if name.rpartition("/")[2] == "mask" else VALUE_DTYPES
+
+
+def declared_bytes(spec) -> int | None:
+    """Elements x itemsize as fixture.yaml declares them; None when the shape is malformed (the schema says why)."""
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        return None
+    return math.prod(shape) * np.dtype(spec["dtype"]).itemsize
+
+
+def _check_declared(meta: Mapping, where: Path) -> None:
+    """Every array's declared dtype is one a fixture may use, and its declared size is under the caps (SPEC 13.3).
+
+    Checked when listing, from the YAML alone, so a small folder declaring gigabytes is refused before a byte
+    of its arrays is read or allocated.
+    """
+    fid, total = meta["id"], 0
+    for name, spec in meta["arrays"].items():
+        allowed = allowed_dtypes(str(name))
+        if spec.get("dtype") not in allowed:
+            kind = "a mask" if allowed == MASK_DTYPES else "an array other than a mask"
+            raise FixtureError(where, f"fixture {fid!r}: array {name!r} has dtype {spec.get('dtype')!r}; "
+                                      f"{kind} must be {' or '.join(allowed)} (SPEC 3.2)")
+        size = declared_bytes(spec)
+        if size is None:
+            continue
+        if size > MAX_ARRAY_BYTES:
+            raise FixtureError(where, f"fixture {fid!r}: array {name!r} declares {size} bytes (shape {spec['shape']}, "
+                                      f"{spec['dtype']}), over the {MAX_ARRAY_BYTES}-byte limit per array; refused "
+                                      "before reading it")
+        total += size
+    if total > MAX_FIXTURE_BYTES:
+        raise FixtureError(where, f"fixture {fid!r}: its arrays declare {total} bytes in all, over the "
+                                  f"{MAX_FIXTURE_BYTES}-byte limit per fixture; refused before reading them")
 
 
 def _scan_events(raw: bytes, where: Path) -> None:
@@ -324,6 +375,9 @@ def read_safe_yaml(where: Path):
         raise FixtureError(where, "not valid safe YAML: " + " ".join(str(exc).split())) from None
     except RecursionError:
         raise FixtureError(where, "YAML nests too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. ValueError for a 5000-digit integer: this file's error only
+        reason = " ".join(str(exc).split())
+        raise FixtureError(where, f"not valid safe YAML: {type(exc).__name__}: {reason[:300]}") from None
     if _depth(data) > MAX_YAML_DEPTH:  # libyaml allows 1000 levels: too deep for json, jsonschema, deepcopy
         raise FixtureError(where, f"YAML nests deeper than {MAX_YAML_DEPTH} levels")
     return data
@@ -338,7 +392,7 @@ def read_meta(folder: Path) -> dict:
 def _npy_size_limit(spec) -> int:
     """The most bytes an ``.npy`` member may inflate to: its data per fixture.yaml plus a header."""
     try:
-        return int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize + NPY_HEADER_LIMIT
+        return declared_bytes(spec) + NPY_HEADER_LIMIT
     except Exception:  # noqa: BLE001 - a malformed spec: only a header's worth, and the checks below say why
         return NPY_HEADER_LIMIT
 
@@ -351,64 +405,97 @@ def load_arrays(folder: Path, meta: Mapping) -> dict[str, np.ndarray]:
                                   "(a fixture's files must be regular files)")
     if not where.is_file():
         raise FixtureError(where, f"fixture {meta['id']!r}: arrays.npz is missing (or not a regular file)")
+    arrays = {}
     try:
         with zipfile.ZipFile(where) as archive:
             infos = {i.filename[:-4]: i for i in archive.infolist() if i.filename.endswith(".npy")}
-            members = {}
-            for name in meta["arrays"]:
-                if name in infos:  # a bounded read: a zip bomb is never inflated past what the YAML allows
-                    limit = _npy_size_limit(meta["arrays"][name])
-                    with archive.open(infos[name]) as stream:
-                        members[name] = stream.read(limit + 1)
-                    if len(members[name]) > limit:
-                        raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} inflates to more than "
-                                                  f"{limit} bytes, more than its shape and dtype in fixture.yaml "
-                                                  "need (a zip bomb?); refused")
+            for name, spec in meta["arrays"].items():
+                if name not in infos:
+                    raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in fixture.yaml is missing")
+                arrays[name] = check_array(where, meta["id"], name, spec, _read_npy(archive, infos[name], where,
+                                                                                      meta["id"], name, spec))
     except FixtureError:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile, zlib, bz2 and lzma raise many kinds for a corrupt archive
         raise FixtureError(where, f"fixture {meta['id']!r}: not a readable npz archive "
                                   f"({type(exc).__name__}: {exc})") from None
-    arrays = {}
-    for name, spec in meta["arrays"].items():
-        if name not in members:
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} listed in fixture.yaml is missing")
-        if not members[name].startswith(NPY_MAGIC):  # else np.load would take it for a pickle
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt (not .npy data)")
-        try:
-            array = np.load(io.BytesIO(members[name]), allow_pickle=False)
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is an object (pickled) array;"
-                                          " refused, never unpickled") from None
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
-        except Exception as exc:  # corrupt header or data: numpy raises several kinds
-            raise FixtureError(where, f"fixture {meta['id']!r}: array {name!r} is corrupt ({exc})") from None
-        arrays[name] = check_array(where, meta["id"], name, spec, array)
     extra = sorted(set(infos) - set(meta["arrays"]))
     if extra:
         raise FixtureError(where, f"fixture {meta['id']!r}: arrays not listed in fixture.yaml: {', '.join(extra)}")
     return arrays
 
 
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: Path, fid: str, name: str,
+              spec: Mapping) -> np.ndarray:
+    """One ``.npy`` member read straight into its array: its header is checked against fixture.yaml first, the
+    data is copied in chunks, so loading holds one copy of the array, never the member's bytes besides it.
+
+    A member whose zip header says it inflates past what the YAML declares is refused unread (zipfile never
+    inflates past that size: a header that lies fails its CRC).
+    """
+    corrupt = f"fixture {fid!r}: array {name!r} is corrupt"
+    limit = _npy_size_limit(spec)
+    if info.file_size > limit:
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} inflates to more than {limit} bytes, more "
+                                  "than its shape and dtype in fixture.yaml need (a zip bomb?); refused")
+    with archive.open(info) as stream:
+        head = stream.read(min(info.file_size, NPY_HEADER_LIMIT))
+        if not head.startswith(NPY_MAGIC):  # np.load would take it for a pickle
+            raise FixtureError(where, f"{corrupt} (not .npy data)")
+        header = io.BytesIO(head)
+        try:
+            version = np.lib.format.read_magic(header)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy format version {version}")
+            shape, fortran, dtype = read(header, max_header_size=NPY_HEADER_LIMIT)
+        except Exception as exc:  # noqa: BLE001 - numpy raises several kinds for a corrupt header
+            raise FixtureError(where, f"{corrupt} ({' '.join(str(exc).split())})") from None
+        if dtype.hasobject:
+            raise FixtureError(where, f"fixture {fid!r}: array {name!r} is an object (pickled) array;"
+                                      " refused, never unpickled")
+        _check_kind(where, fid, name, spec, shape, dtype)  # before allocating: the header may claim anything
+        flat = np.empty(math.prod(shape), dtype)
+        target, data = flat.view(np.uint8), head[header.tell():]
+        filled = min(len(data), target.size)
+        target[:filled] = np.frombuffer(data, np.uint8, filled)
+        while filled < target.size:
+            chunk = stream.read(min(READ_CHUNK, target.size - filled))
+            if not chunk:
+                raise FixtureError(where, f"{corrupt} (EOF: {target.size} data bytes expected, {filled} found)")
+            target[filled:filled + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            filled += len(chunk)
+        stream.read()  # the rest, at most a header's worth: reading to the end makes zipfile check the CRC
+    array = flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+    return np.ascontiguousarray(array, dtype=dtype.newbyteorder("="))  # a copy only for Fortran order or byte swaps
+
+
+def _check_kind(where, fid: str, name: str, spec: Mapping, shape, dtype: np.dtype) -> None:
+    if list(shape) != list(spec.get("shape", [])):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has shape {list(shape)},"
+                                  f" fixture.yaml says {spec.get('shape')}")
+    if dtype.name != spec.get("dtype"):
+        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has dtype {dtype.name},"
+                                  f" fixture.yaml says {spec.get('dtype')}")
+
+
 def check_array(where, fid: str, name: str, spec: Mapping, array: np.ndarray) -> np.ndarray:
     """``array`` read-only, if it has the shape, dtype and sha256 the metadata lists and is finite."""
-    if list(array.shape) != list(spec.get("shape", [])):
-        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has shape {list(array.shape)},"
-                                  f" fixture.yaml says {spec.get('shape')}")
-    if array.dtype.name != spec.get("dtype"):
-        raise FixtureError(where, f"fixture {fid!r}: array {name!r} has dtype {array.dtype.name},"
-                                  f" fixture.yaml says {spec.get('dtype')}")
+    _check_kind(where, fid, name, spec, array.shape, array.dtype)
     if array_sha256(array) != spec.get("sha256"):
         raise FixtureError(where, f"fixture {fid!r}: array {name!r} does not match its sha256"
                                   " (the data was changed after generation)")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+    # min and max are NaN or infinite exactly when an element is: no temporary mask as large as the array
+    if array.dtype.kind == "f" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         raise FixtureError(where, f"fixture {fid!r}: array {name!r} contains NaN or Inf")
     return _readonly(array)
 
 
 def load_fixture(folder: Path) -> Fixture:
-    return Fixture(Path(folder), read_meta(Path(folder)))
+    """The fixture in ``folder``; its path is made absolute here, so a later ``os.chdir`` (a plug-in's) cannot
+    make its lazily loaded arrays or model file point elsewhere. Not resolved: a link keeps its name."""
+    folder = Path(os.path.abspath(folder))
+    return Fixture(folder, read_meta(folder))
 
 
 class Listing:

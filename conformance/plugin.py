@@ -18,6 +18,7 @@ import pytest
 from . import registry, tags
 from .options import OPTIONS, dest
 from .session import Results, Session, SummaryError, UsageError
+from .text import printable
 
 pytest_plugins = ["conformance.fuzz.pytest_plugin"]  # --conformance-fuzz N: the fuzzer inside the suite
 
@@ -53,7 +54,7 @@ def session(config) -> Session:
         try:
             opened = Session.open(**{dest(flag): config.getoption(dest(flag)) for flag, _ in OPTIONS})
         except UsageError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(printable(str(exc))) from None  # it may quote broken fixtures' folder names
         for name in sorted({m for f in opened.fixtures for m in _marks(f)}):
             config.addinivalue_line("markers", f"{name}: lstm-conformance fixture tag or layer")
         config.stash[SESSION] = opened

@@ -23,6 +23,7 @@ from .errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, 
 from .fixtures import Fixture, gallery_dir
 from .options import DEFAULT_TIMEOUT_S, REPRO_ENV
 from .registry import Implementation
+from .text import printable
 from .verdict import Status, Verdict
 
 
@@ -37,7 +38,8 @@ class Case:
     def fixture_name(self) -> str:
         if isinstance(self.fixture, Fixture):
             return self.fixture.id
-        return Path(self.fixture.where).parent.name if self.fixture.where.endswith(".yaml") else Path(self.fixture.where).name
+        where = Path(self.fixture.where)  # a broken fixture's folder name: any bytes a file system allows
+        return printable(where.parent.name if self.fixture.where.endswith(".yaml") else where.name, keep="")
 
     @property
     def id(self) -> str:

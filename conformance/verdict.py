@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from .text import printable
+
 
 class Status(str, enum.Enum):
     """The value is what the JSON summary and the matrix report carry."""
@@ -34,6 +36,11 @@ class Verdict:
     max_abs_error: float | None = None
     mismatched: list[str] = dataclasses.field(default_factory=list)
     not_applicable: bool = False   # skipped by applies_to (or NotApplicable): outside the scope, not a missing feature
+
+    def __post_init__(self):
+        # messages quote fixture data (tags, folder names) and plug-in text: no terminal escapes reach pytest,
+        # the CLI or the JSON summary (SPEC 13.3)
+        self.message = printable(self.message)
 
     @property
     def ok(self) -> bool:

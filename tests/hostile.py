@@ -22,6 +22,7 @@ from typing import Callable, Mapping
 import numpy as np
 import yaml
 
+import conformance
 from conformance.fixtures import ARRAYS_NAME, YAML_NAME, compute_digest, gallery_dir
 from conformance.writer import array_entries, npz_bytes, yaml_text
 
@@ -29,6 +30,7 @@ from conformance.writer import array_entries, npz_bytes, yaml_text
 SOURCE = "lstm-seed-question"
 GOOD = ("lstm-units1", "lstm-basic")
 PYTEST = [sys.executable, "-m", "pytest"]
+PACKAGE_ROOT = Path(conformance.__file__).resolve().parents[1]  # the folder holding the package under test
 
 
 # -- fixtures on disk ------------------------------------------------------------------------------
@@ -163,11 +165,14 @@ class SuiteRun:
 
 
 def clean_env(pythonpath=(), **extra: str) -> dict[str, str]:
-    """The environment minus what would leak this session into a child, plus ``pythonpath``."""
+    """The environment minus what would leak this session into a child, plus ``pythonpath``.
+
+    The child imports the ``conformance`` package this process imported (a worktree run with PYTHONPATH
+    must not test another checkout's editable install).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LSTM_CONFORMANCE_", "PYTHON"))}
     env["COLUMNS"] = "1000"  # pytest shortens short-summary lines to the terminal width
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(map(str, pythonpath))
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(PACKAGE_ROOT)])
     env.update(extra)
     return env
 

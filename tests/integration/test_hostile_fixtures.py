@@ -170,6 +170,30 @@ def _deep(opening: str, closing: str, depth: int) -> str:
     return "deep: " + opening * depth + "1" + closing * depth + "\n"
 
 
+def _declare(shapes):
+    """Only the YAML's declared shapes changed (digest recomputed): the npz is never reached."""
+    return _meta(lambda m: [m["arrays"][name].update(shape=shape) for name, shape in shapes.items()])
+
+
+def _as_dtype(name, dtype):
+    """Array ``name`` stored in another dtype, the YAML's table and digest updated to match: consistent data."""
+    def change(arrays):
+        value = arrays[name]
+        if np.dtype(dtype).names:  # structured: two float32 fields
+            converted = np.zeros(value.shape, dtype)
+            converted["a"] = value
+        else:
+            converted = value.astype(dtype)
+        arrays[name] = converted
+    return _arrays(change, update_yaml=True)
+
+
+FLOATS = 4  # bytes per float32
+OVER_ARRAY = loader.MAX_ARRAY_BYTES // FLOATS + 1             # elements: one float32 past the per-array cap
+PER_ARRAY = loader.MAX_ARRAY_BYTES // FLOATS                  # exactly at the per-array cap
+FIXTURE_ARRAYS = loader.MAX_FIXTURE_BYTES // loader.MAX_ARRAY_BYTES + 1  # that many arrays at the cap: over it
+
+
 NAN = float("nan")
 CATALOGUE = [
     # -- code in data: refused, never executed ----------------------------------------------
@@ -196,6 +220,29 @@ CATALOGUE = [
         "arrays", r"array 'bias' inflates to more than \d+ bytes.*zip bomb", ARRAYS_NAME),
     Bad("npz-zip-bomb-lying-size", _zip_bomb(honest_header=False),
         "arrays", r"not a readable npz archive \(BadZipFile: Bad CRC-32 for file 'bias\.npy'\)", ARRAYS_NAME),
+    # -- declared sizes: refused from the YAML alone (SPEC 13.3) ---------------------------
+    Bad("array-declared-over-array-cap", _declare({"output": [OVER_ARRAY]}), "listing",
+        rf"array 'output' declares {OVER_ARRAY * FLOATS} bytes \(shape \[{OVER_ARRAY}\], float32\), over the "
+        rf"{loader.MAX_ARRAY_BYTES}-byte limit per array; refused before reading it"),
+    Bad("array-declared-2gib", _declare({"x": [2, 1 << 28]}), "listing",
+        rf"array 'x' declares {2 << 30} bytes \(shape \[2, {1 << 28}\], float32\), over the "
+        rf"{loader.MAX_ARRAY_BYTES}-byte limit per array"),
+    Bad("arrays-declared-over-fixture-cap",
+        _declare(dict.fromkeys(["x", "kernel", "recurrent_kernel", "bias", "output", "state_h",
+                                "state_c"][:FIXTURE_ARRAYS], [PER_ARRAY])), "listing",
+        r"its arrays declare \d+ bytes in all, over the "
+        rf"{loader.MAX_FIXTURE_BYTES}-byte limit per fixture; refused before reading them"),
+    # -- dtypes the format does not have (SPEC 3.2) -----------------------------------------
+    Bad("dtype-int64-output", _as_dtype("output", np.int64), "listing",
+        r"array 'output' has dtype 'int64'; an array other than a mask must be float16 or float32 or float64"),
+    Bad("dtype-complex-input", _as_dtype("x", np.complex128), "listing", r"array 'x' has dtype 'complex128'"),
+    Bad("dtype-string-output", _as_dtype("output", str), "listing", r"array 'output' has dtype 'str\d+'"),
+    Bad("dtype-structured-kernel", _as_dtype("kernel", [("a", "<f4"), ("b", "<f4")]), "listing",
+        r"array 'kernel' has dtype 'void64'"),
+    Bad("dtype-bool-output", _as_dtype("output", np.bool_), "listing", r"array 'output' has dtype 'bool'"),
+    # -- what the YAML parser itself raises -------------------------------------------------
+    Bad("yaml-huge-integer", _append_yaml("seed_digits: " + "9" * 5000 + "\n"), "listing",
+        r"not valid safe YAML: ValueError: Exceeds the limit \(4300 digits\) for integer string conversion"),
     # -- not YAML, not a fixture ------------------------------------------------------------
     Bad("yaml-binary-garbage", _write_yaml(bytes(range(256)) * 4), "listing", r"not valid safe YAML: "),
     Bad("yaml-empty", _write_yaml(b""), "listing", r"expected a mapping at the top level, got NoneType"),

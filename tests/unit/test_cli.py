@@ -310,13 +310,13 @@ def test_gallery_renders_index_and_pages_and_removes_stale_pages(capsys, tmp_pat
     out_dir.mkdir()
     (out_dir / "gone-fixture.md").write_text(gallery.MARKER + "\nold page\n")
     (out_dir / "notes.md").write_text("hand-written, not ours\n")
-    code, out, _ = run_cli(capsys, "gallery", out_dir, "--fixtures-dir", root, "--no-plots")
+    code, out, _ = run_cli(capsys, "gallery", out_dir, "--fixtures-dir", root, "--no-plots", "--force")
     assert code == 0
     index = (out_dir / "README.md").read_text()
     for f in chosen:
         assert f"[{f.id}]({f.id}.md)" in index and short_digest(f.digest) in index
         page = (out_dir / f"{f.id}.md").read_text()
-        assert gallery.fixture_markdown(f, heading="#") in page
+        assert gallery.fixture_markdown(f, heading="#", html=True) in page
     assert not (out_dir / "gone-fixture.md").exists() and (out_dir / "notes.md").exists()
     assert not list(out_dir.glob("*.png"))
 
@@ -345,11 +345,11 @@ def test_committed_gallery_lists_every_fixture_at_its_current_digest():
              or not (docs / f"{f.id}.md").is_file() or f.citation not in (docs / f"{f.id}.md").read_text()]
     extra = sorted(p.stem for p in docs.glob("*.md") if p.name != "README.md" and p.stem not in BY_ID)
     assert not stale and not extra, (f"docs/gallery is out of date (missing or stale: {stale}; extra: {extra}); "
-                                     "regenerate with `lstm-conformance gallery docs/gallery`")
+                                     "regenerate with `lstm-conformance gallery --force docs/gallery`")
     images = sum(p.stat().st_size for p in docs.glob("*.png"))
     assert sum(p.stat().st_size for p in docs.iterdir()) < gallery.DEFAULT_MAX_BYTES or images == 0
-    # each page is `show`'s text (values float32-exact), under its own heading
-    body = {f.id: gallery.fixture_markdown(f).split("\n", 1)[1] for f in FIXTURES}
+    # each page is `show`'s text (values float32-exact; its prose HTML-escaped), under its own heading
+    body = {f.id: gallery.fixture_markdown(f, html=True).split("\n", 1)[1] for f in FIXTURES}
     differs = [fid for fid, text in body.items() if text not in (docs / f"{fid}.md").read_text()]
     assert not differs, f"pages no longer match `lstm-conformance show` (regenerate docs/gallery): {differs[:5]}"
 
