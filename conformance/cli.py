@@ -439,9 +439,9 @@ def cmd_gallery(args) -> int:
           f"{summary['total_bytes'] / 1e3:.0f} kB in {args.out_dir}")
     if summary["note"]:
         print(summary["note"])
-    for error in listing.errors:
+    for error in summary["errors"]:
         print(printable(f"ERROR {error}", keep=""), file=sys.stderr)
-    return 1 if listing.errors else 0
+    return 1 if summary["errors"] else 0
 
 
 # -- argument parsing -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 
 from .adapters.requires import extra_install
 from .families import TRACE_ORDER
+from .errors import FixtureError
 from .fixtures import Fixture, short_digest
 from .text import markup, printable
 
@@ -297,7 +298,12 @@ def _stale(out_dir: Path, ids: set[str]) -> list[Path]:
 
 def render(fixtures: list[Fixture], out_dir: Path, plots: bool = True,
            max_bytes: int = DEFAULT_MAX_BYTES, errors: Iterable = ()) -> dict:
-    """Write ``README.md`` and one page per fixture; plots only if matplotlib is there and all fits ``max_bytes``."""
+    """Write ``README.md`` and one page per fixture; plots only if matplotlib is there and all fits ``max_bytes``.
+
+    A fixture that lists but fails when opened (its schema, its arrays) gets no page: it joins ``errors``,
+    which the summary returns, like one that failed to list.
+    """
+    fixtures, errors = _openable(fixtures, errors)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in _stale(out_dir, {f.id for f in fixtures}):
@@ -336,4 +342,17 @@ def render(fixtures: list[Fixture], out_dir: Path, plots: bool = True,
     (out_dir / "README.md").write_text(printable(index_markdown(fixtures, note, errors)))
     total = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
     return {"fixtures": len(fixtures), "plots": len(written), "png_bytes": png_bytes, "total_bytes": total,
-            "note": note}
+            "note": note, "errors": errors}
+
+
+def _openable(fixtures: Iterable[Fixture], errors: Iterable) -> tuple[list[Fixture], list]:
+    """The fixtures whose YAML and arrays pass every check, and the errors of the rest added to ``errors``."""
+    good, errors = [], list(errors)
+    for fixture in fixtures:
+        try:
+            fixture.arrays
+        except FixtureError as exc:
+            errors.append(exc)
+        else:
+            good.append(fixture)
+    return good, errors

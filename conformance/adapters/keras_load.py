@@ -3,7 +3,7 @@
 The generator stores ``model.keras`` beside ``arrays.npz`` (the fixture's layer in a
 functional model whose outputs are the contract's: output and final states) and lists
 it in ``fixture.yaml`` as ``model_file: {name, sha256, inputs, outputs}``. This
-implementation checks the file's sha256, loads it with ``keras.saving.load_model(...,
+implementation checks the file's sha256, loads it with ``keras.models.load_model(...,
 safe_mode=True)``, checks that it holds exactly the fixture's weight arrays, and calls the
 loaded model: the layer is never rebuilt from the YAML config, so "a model saved with
 Keras X loads and computes the same in Keras Y" is tested. ``verify`` makes the same
@@ -271,7 +271,8 @@ def load_model(data: bytes, name: str = MODEL_FILE, where=None):
     with tempfile.TemporaryDirectory(prefix="lstm-conformance-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        # keras.models.load_model: every Keras from 2.12 (which has no keras.saving.load_model) to 3.x
+        return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
 def _halves(layer) -> list[tuple[object, str | None]]:

@@ -326,8 +326,10 @@ def escaped(text: str) -> list[str]:
 def escape_root(base: Path) -> Path:
     root = base / "fixtures"
     folder = without_model(hostile.copy_fixture(root, hostile.SOURCE, "escapes"))
-    hostile.edit_meta(folder, lambda m: m.update(description="Looks fine " + " ".join(ESCAPES) + " <b>bold</b>",
-                                                 tags=[*m["tags"], "red\x1b[31m", "rtl\u202etxt"]))
+    hostile.edit_meta(folder, lambda m: m.update(description="Looks fine " + " ".join(ESCAPES) + " <b>bold</b>"))
+    # tags outside the closed vocabulary (conformance/schema/tags.yaml) make a fixture broken: its error quotes them
+    tagged = without_model(hostile.copy_fixture(root, hostile.SOURCE, "badtags"))
+    hostile.edit_meta(tagged, lambda m: m.update(tags=[*m["tags"], "red\x1b[31m", "rtl\u202etxt"]))
     bad = root / "bad\x1b[2Jname"  # a broken fixture whose folder name is an escape
     bad.mkdir()
     (bad / YAML_NAME).write_text("format_version: 1\n")
@@ -342,6 +344,7 @@ def test_control_characters_in_fixture_text_are_escaped_in_every_command(tmp_pat
         outputs[command[0]] = out + err
     code, out, err = run_cli(capsys, "gallery", tmp_path / "pages", "--fixtures-dir", root, "--no-plots")
     outputs["gallery"] = out + err
+    assert code == 1 and not (tmp_path / "pages" / "badtags.md").exists()  # refused when opened: no page, an error
     for page in ("escapes.md", "README.md"):
         outputs[page] = (tmp_path / "pages" / page).read_text()
     raw = {name: escaped(text) for name, text in outputs.items() if escaped(text)}
@@ -354,7 +357,8 @@ def test_control_characters_in_fixture_text_are_escaped_in_every_command(tmp_pat
 
 
 def test_control_characters_in_fixture_text_are_escaped_in_the_suite(tmp_path):
-    """Failure lines quote the tags, error lines the folder name: pytest's output and the JSON carry escapes."""
+    """Failure lines quote the description's fixture, error lines the folder name and the refused tags: pytest's
+    output and the JSON carry escapes."""
     root = escape_root(tmp_path)
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -362,11 +366,11 @@ def test_control_characters_in_fixture_text_are_escaped_in_the_suite(tmp_path):
     summary = tmp_path / "summary.json"
     code, output, cases = _suite(root, summary, "wrong:run", pythonpath=[plugins])
     statuses = {c["fixture"]: c["status"] for c in cases}
-    assert statuses == {"escapes": "failed", "bad\\x1b[2Jname": "error"}, output[-3000:]
+    assert statuses == {"escapes": "failed", "badtags": "error", "bad\\x1b[2Jname": "error"}, output[-3000:]
     assert not escaped(output), output[-3000:]
     assert not escaped(summary.read_text())
-    failed = next(c for c in cases if c["fixture"] == "escapes")["message"]
-    assert "red\\x1b[31m, rtl\\u202etxt" in failed, failed
+    refused = next(c for c in cases if c["fixture"] == "badtags")["message"]
+    assert "red\\x1b[31m" in refused, refused  # the first refused tag is named
 
 
 # -- item 11: gallery OUT_DIR ---------------------------------------------------------------------------
