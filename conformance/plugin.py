@@ -113,7 +113,7 @@ def _case_marks(case) -> list[str]:
 def run_case(item, case):
     """Judge one case (in whichever process runs it); its record rides on the test report to the controller."""
     verdict, record = session(item.config).run(case)
-    item.stash[RECORD] = record
+    item.stash[RECORD] = record.to_json()  # plain data: xdist serializes the report
     return verdict
 
 
