@@ -118,7 +118,7 @@ def run_case(item, case):
     """Judge one case (in whichever process runs it); its record rides on the test report to the controller."""
     cache.take_lookups()  # lookups made between cases belong to none
     verdict, record = session(item.config).run(case)
-    item.stash[RECORD] = record
+    item.stash[RECORD] = record.to_json()  # plain data: xdist serializes the report
     item.stash[LOOKUPS] = cache.take_lookups()
     return verdict
 
