@@ -94,7 +94,7 @@ def classify_array(name: str, stored: np.ndarray, regenerated: np.ndarray, atol:
     at = "inf" if unequal_specials[index] else f"{ulps[index]:.3g}"
     unit = f"ulps of {ulp:.3g}" + (" (bfloat16)" if value_dtype == "bfloat16" else "")
     return ArrayDifference(name, CHANGED, largest_ulps, largest_abs,
-                           f"changed at {list(index)}: stored {old[index]!r}, regenerated {new[index]!r} "
+                           f"changed at {list(index)}: stored {float(old[index])!r}, regenerated {float(new[index])!r} "
                            f"({at} {unit}); max abs difference {largest_abs:.3g}")
 
 
