@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # no oneDNN graph rewrites (Eigen's matrix products still
-# call oneDNN's sgemm, whose kernels depend on the CPU: --check classifies that rounding, SPEC 12.1)
+# call oneDNN's sgemm, whose kernels depend on the CPU: --check classifies that rounding, SPEC 4.5)
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -180,7 +180,7 @@ def generate(entry: dict, generated_by: dict, measurements: dict | None = None,
 
 def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = None) -> rounding.FixtureDifference:
     """How the fixture on disk differs from the regenerated one: each array identical, platform rounding or a real
-    change (``conformance.rounding``, SPEC 12.1); any other difference (a field, a file, the digest) is a real change."""
+    change (``conformance.rounding``, SPEC 4.5); any other difference (a field, a file, the digest) is a real change."""
     folder = out / meta["id"]
     result = rounding.FixtureDifference()
     if not folder.exists():
@@ -226,7 +226,9 @@ def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = 
 
 
 def _counts(counted: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" + ("s" if kind == rounding.CHANGED and n != 1 else "") for kind, n in counted.items())
+    """``18 identical, 132 platform rounding, 0 real changes``"""
+    plural = {rounding.CHANGED: "real changes"}
+    return ", ".join(f"{n} {kind if n == 1 else plural.get(kind, kind)}" for kind, n in counted.items())
 
 
 def keras2_files(out: Path) -> dict[str, str]:

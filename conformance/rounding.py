@@ -1,4 +1,4 @@
-"""Is a regenerated fixture the stored one, up to the rounding of the CPU it was regenerated on? (SPEC 12.1)
+"""Is a regenerated fixture the stored one, up to the rounding of the CPU it was regenerated on? (SPEC 4.5)
 
 TensorFlow's matrix products (oneDNN's sgemm under Eigen) pick their kernels by instruction set, so the same
 fixture regenerated on a CPU without AVX-512 differs from the stored one in the last bits. ``generate_fixtures.py

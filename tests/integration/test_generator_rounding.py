@@ -24,7 +24,7 @@ if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecti
 from conftest import REPO, clean_env  # noqa: E402
 
 FID = "lstm-seed-question"
-# Two fixtures that regenerate differently with oneDNN limited to AVX2 on an AVX-512 CPU (SPEC 12.1): the
+# Two fixtures that regenerate differently with oneDNN limited to AVX2 on an AVX-512 CPU (SPEC 4.5): the
 # largest difference measured over the gallery, and a measured tolerance whose reference-float64 moves with it.
 EMULATED = ("lstm-saturated", "scale-gru-256u-100t")
 

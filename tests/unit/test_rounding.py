@@ -1,4 +1,4 @@
-"""The classifier of ``generate_fixtures.py --check`` (``conformance.rounding``, SPEC 12.1), on arrays moved by
+"""The classifier of ``generate_fixtures.py --check`` (``conformance.rounding``, SPEC 4.5), on arrays moved by
 exactly n ulps with ``np.nextafter``: identical, platform rounding, or a real change, in every dtype a fixture
 stores (SPEC 3.2), with NaN, infinities, shape and dtype changes."""
 
