@@ -8,7 +8,7 @@ write ``fixtures/<id>/`` reproducibly. Ids are citation handles, so a fixture wh
 values changed is not overwritten without ``--update``.
 
     python generate_fixtures.py            # write new fixtures, refuse changed ones
-    python generate_fixtures.py --check    # regenerate in memory, compare with disk
+    python generate_fixtures.py --check    # regenerate in memory, compare with disk (platform rounding passes)
     python generate_fixtures.py --only 'lstm-mask-*' --update   # a Keras 2 model.h5 beside one is kept, now stale
     python generate_fixtures.py --keras2-h5 [--check]   # Keras 2 .h5 files, under tf.keras 2.15 (tox -e generate-keras2)
 """
@@ -24,14 +24,15 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # plain Eigen kernels: the same bits on every x86 CPU
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # no oneDNN graph rewrites (Eigen's matrix products still
+# call oneDNN's sgemm, whose kernels depend on the CPU: --check classifies that rounding, SPEC 4.5)
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 import yaml
 
-from conformance import reference, tolerance
+from conformance import reference, rounding, tolerance
 from conformance.fixtures import FixtureError, compute_digest, list_fixtures, load_arrays
 from conformance.entries import fixture_meta, parts, saved_model
 from conformance.writer import finish_meta, write_fixture
@@ -41,6 +42,7 @@ CATALOG_DIR = HERE / "catalog"
 TOLERANCES = "tolerances.yaml"  # measured differences (SPEC 6.1), in the catalog folder but not a catalog file
 FLOAT32_TOLERANCE = {"atol": 1.0e-5, "rtol": 1.0e-4}  # the gallery's float32 default (catalog defaults)
 GENERATOR_VERSION = "1"
+NOT_ON_DISK = "not on disk"
 REGENERATE_KERAS2 = "tox -e generate-keras2"  # conformance.legacy.REGENERATE (not imported here before Keras)
 
 
@@ -176,40 +178,57 @@ def generate(entry: dict, generated_by: dict, measurements: dict | None = None,
 
 # -- the command ---------------------------------------------------------------------------------
 
-def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = None) -> str | None:
-    """None when the fixture on disk has the same digest; else what differs and by how much."""
+def compare_with_disk(out: Path, meta: dict, arrays: dict, files: dict | None = None) -> rounding.FixtureDifference:
+    """How the fixture on disk differs from the regenerated one: each array identical, platform rounding or a real
+    change (``conformance.rounding``, SPEC 4.5); any other difference (a field, a file, the digest) is a real change."""
     folder = out / meta["id"]
+    result = rounding.FixtureDifference()
     if not folder.exists():
-        return "not on disk"
+        result.changes.append(NOT_ON_DISK)
+        return result
     try:
         on_disk = yaml.safe_load((folder / "fixture.yaml").read_text())
     except (OSError, yaml.YAMLError) as exc:
-        return f"unreadable on disk ({exc})"
+        result.changes.append(f"unreadable on disk ({exc})")
+        return result
     if not isinstance(on_disk, dict):
-        return "fixture.yaml on disk is not a mapping"
+        result.changes.append("fixture.yaml on disk is not a mapping")
+        return result
     stale = [name for name, data in (files or {}).items()
              if not (folder / name).is_file() or (folder / name).read_bytes() != data]
     if on_disk.get("digest") == meta["digest"] and compute_digest(on_disk) == meta["digest"] and not stale:
-        return None
-    changes = [k for k in sorted(set(meta) | set(on_disk))
-               if k not in ("arrays", "digest", "generated_by") and meta.get(k) != on_disk.get(k)]
-    details = [f"field {k!r} differs" for k in changes]
+        result.arrays = [rounding.ArrayDifference(name, rounding.IDENTICAL) for name in arrays]
+        return result
+    result.changes += [f"field {k!r} differs" for k in sorted(set(meta) | set(on_disk))
+                       if k not in ("arrays", "digest", "generated_by", "tolerance") and meta.get(k) != on_disk.get(k)]
     try:
         old = load_arrays(folder, {**on_disk, "arrays": {k: v for k, v in on_disk["arrays"].items()}})
-    except (FixtureError, KeyError, TypeError) as exc:
-        details.append(f"arrays unreadable: {exc}")
+    except (FixtureError, KeyError, TypeError, AttributeError) as exc:
+        result.changes.append(f"arrays unreadable: {exc}")
         old = {}
-    for name, value in arrays.items():
-        if name in old and old[name].shape == value.shape:
-            diff = float(np.max(np.abs(old[name].astype(np.float64) - value.astype(np.float64)), initial=0))
-            if diff:
-                details.append(f"{name}: max abs difference {diff:.3g}")
-        elif name in old:
-            details.append(f"{name}: shape {old[name].shape} on disk, {value.shape} now")
+    stored_tolerance = on_disk.get("tolerance")
+    atol = stored_tolerance.get("atol") if isinstance(stored_tolerance, dict) else None
+    atol = atol if isinstance(atol, (int, float)) else meta["tolerance"]["atol"]
+    value_dtypes = rounding.value_dtypes(meta)
+    result.arrays = [rounding.classify_array(name, old[name], value, atol, value_dtypes.get(name))
+                     for name, value in arrays.items() if name in old]
+    result.changes += [f"{name}: not on disk" for name in arrays if name not in old and old]
+    result.changes += [f"{name}: on disk, not regenerated" for name in old if name not in arrays]
+    tolerance_change = rounding.tolerance_change(stored_tolerance, meta.get("tolerance"), result.largest()[1])
+    if tolerance_change:
+        result.changes.append(tolerance_change)
     if on_disk.get("digest") != compute_digest(on_disk):
-        details.append("fixture.yaml on disk does not match its own digest (hand-edited)")
-    details += [f"{name} differs from the regenerated file" for name in stale]
-    return "; ".join(details) or "digest differs"
+        result.changes.append("fixture.yaml on disk does not match its own digest (hand-edited)")
+    result.changes += [f"{name} differs from the regenerated file" for name in stale]
+    if result.kind == rounding.IDENTICAL:  # the same arrays and fields, yet another digest
+        result.changes.append("digest differs")
+    return result
+
+
+def _counts(counted: dict[str, int]) -> str:
+    """``18 identical, 132 platform rounding, 0 real changes``"""
+    plural = {rounding.CHANGED: "real changes"}
+    return ", ".join(f"{n} {kind if n == 1 else plural.get(kind, kind)}" for kind, n in counted.items())
 
 
 def keras2_files(out: Path) -> dict[str, str]:
@@ -284,7 +303,9 @@ def main(argv=None) -> int:
                if not args.only or any(fnmatch.fnmatchcase(e["id"], p) for p in args.only)]
     generated_by = provenance()
     measurements = tolerance.read_measurements(args.catalog / TOLERANCES)
-    problems, written, unchanged = [], 0, 0
+    problems, written, largest = [], 0, [0.0, 0.0]
+    classes = (rounding.IDENTICAL, rounding.ROUNDING, rounding.CHANGED)
+    counted, counted_arrays = dict.fromkeys(classes, 0), dict.fromkeys(classes, 0)
     try:
         kept = keras2_files(args.out)
     except FixtureError as exc:
@@ -300,16 +321,21 @@ def main(argv=None) -> int:
             print(f"ERROR {entry.get('id', '?')}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         difference = compare_with_disk(args.out, meta, arrays, files)
-        if difference is None:
-            unchanged += 1
+        counted[difference.kind] += 1
+        for array in difference.arrays:
+            counted_arrays[array.kind] += 1
+        largest = [max(pair) for pair in zip(largest, difference.largest())]
+        if difference.kind == rounding.IDENTICAL:
             continue
-        if args.check:
+        if difference.kind == rounding.ROUNDING:  # kept as it is: rewriting would change a citation handle for nothing
+            print(f"ROUNDING {meta['id']}: {difference}")
+        elif args.check:
             problems.append(f"{meta['id']}: {difference}")
-        elif difference != "not on disk" and not args.update:
+        elif difference.changes != [NOT_ON_DISK] and not args.update:
             problems.append(f"{meta['id']}: refusing to overwrite a fixture whose values changed "
                             f"({difference}); ids are citation handles: give it a new id, or pass --update")
         else:
-            keep = [kept[meta["id"]]] if meta["id"] in kept and difference != "not on disk" else []
+            keep = [kept[meta["id"]]] if meta["id"] in kept and difference.changes != [NOT_ON_DISK] else []
             write_fixture(args.out, meta, arrays, files, keep=keep)
             written += 1
             for name in keep:
@@ -325,7 +351,9 @@ def main(argv=None) -> int:
     for problem in problems:
         print(f"DIFFERS {problem}" if args.check else f"REFUSED {problem}", file=sys.stderr)
     verb = "checked" if args.check else f"wrote {written},"
-    print(f"{verb} {len(entries)} fixtures ({unchanged} unchanged, {len(problems)} problems) "
+    print(f"{verb} {len(entries)} fixtures: {_counts(counted)}; arrays: {_counts(counted_arrays)}; largest platform "
+          f"rounding {largest[0]:.3g} ulps, {largest[1]:.3g} (bound {rounding.ULPS} ulps of the array's largest "
+          f"value and {rounding.TOLERANCE_FRACTION:g} of atol); {len(problems)} problems "
           f"in {elapsed:.1f}s with Keras {generated_by['keras']} / TensorFlow {generated_by['tensorflow']}")
     return 1 if problems else 0
 

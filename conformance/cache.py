@@ -52,6 +52,16 @@ STALE_AFTER_S = 3600     # a leftover whose process cannot be asked (another hos
 REUSED_PID_S = 86400     # ...and one whose pid is alive on this host after this (a reused pid: no build lasts a day)
 
 
+_LOOKUPS: list[tuple[str, bool, float]] = []  # (tool, hit, seconds building) since the last take_lookups()
+
+
+def take_lookups() -> list[tuple[str, bool, float]]:
+    """The lookups ``entry`` made in this process since the last call, oldest first (for ``progress``)."""
+    taken = _LOOKUPS[:]
+    del _LOOKUPS[:]
+    return taken
+
+
 class CacheWarning(UserWarning):
     """A cache entry was damaged (or not this key's) and was removed; the conversion is run again."""
 
@@ -110,6 +120,13 @@ def entry(tool: str, parts: Mapping, build: Callable[[Path], None]) -> tuple[Pat
     A hit is an entry whose files all match its manifest; a damaged one is removed (with a
     ``CacheWarning``) and built again.
     """
+    started = time.perf_counter()
+    folder, hit = _entry(tool, parts, build)
+    _LOOKUPS.append((str(tool), hit, 0.0 if hit else time.perf_counter() - started))
+    return folder, hit
+
+
+def _entry(tool: str, parts: Mapping, build: Callable[[Path], None]) -> tuple[Path, bool]:
     if not enabled():
         scratch = Path(tempfile.mkdtemp(prefix=f"lstm-conformance-{_safe(tool)}-"))
         _remove_at_exit(scratch)

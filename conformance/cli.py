@@ -328,19 +328,25 @@ def keras2_file(fixture, unchecked: list) -> list[str]:
 
 def cmd_run(args) -> int:
     """The suite without pytest: the same session, ledger, table and JSON summary as the plug-in."""
+    from . import cache
     from .options import OPTIONS, dest
+    from .progress import Progress
     from .session import Results, Session
 
     run = Session.open(**{dest(flag): getattr(args, dest(flag)) for flag, _ in OPTIONS})
     print("\n".join(run.header_lines()))
     started = time.perf_counter()
     results = Results(run)
+    progress = Progress()
     for case in run.cases:
+        cache.take_lookups()
         verdict, record = run.run(case)
         results.add(record)
+        for line in progress.add(cache.take_lookups()):
+            print(line, flush=True)
         if verdict.status in ("failed", "error", "crashed"):
             print(printable(f"\n{verdict.status.upper()} {case.id}\n{verdict.message}"))
-    print("", *results.table_lines(), sep="\n")
+    print("", *results.table_lines(), *progress.summary_lines(), sep="\n")
     for entry in results.unmatched_ledger():
         print(f"    WARNING unmatched ledger {entry.label} ({run.ledger_path})")
     print(f"{len(results.records)} cases in {time.perf_counter() - started:.2f} s")

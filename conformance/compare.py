@@ -6,17 +6,22 @@ tolerance, the first offending element as (batch, timestep, unit), expected vs g
 there, the first diverging gate and batch row when a trace was returned (or why
 it could not be compared), the diagnosis lines (``diagnosis: ...``: a known mistake, or what else explains
 the failure), and a one-line repro command. An implementation that declares it returns only some outputs
-(``returns``) is checked on those: PARTIAL when they agree, never PASSED.
+(``returns``) is checked on those: PARTIAL when they agree, never PASSED. The verdict carries each of these
+as structure (``records``); the message is rendered from it. Values print with the digits that tell expected
+from got apart (``records.digits``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from typing import Collection, Mapping
 
 import numpy as np
 
 from .families import FAMILIES, TRACE_ORDER, Family
+from .records import Diagnosis, Mismatch, Precision, Trace
 from .verdict import Status, Verdict
 from .wrappers import wrapped_layers
 
@@ -69,15 +74,14 @@ def close(got, want, tolerance) -> np.ndarray:
 FLOAT32_SIZED = 64 * 2.0 ** -24   # relative: a float32 computation's error after tens of roundings
 
 
-def float64_hint(fixture, worst: float) -> str | None:
+def float64_hint(fixture, worst: float) -> Precision | None:
     """A float64 fixture failed by an error no larger than float32 rounding: the port computes in float32."""
     if (fixture.meta.get("precision") or {}).get("compute") != "float64":
         return None
     scale = max(float(np.max(np.abs(v.astype(np.float64)), initial=0.0)) for v in fixture.expected.values())
     if worst > FLOAT32_SIZED * max(scale, 1.0):
         return None
-    return (f"precision: the error ({worst:.2g}) is the size of float32 rounding; this layer computes in float64 "
-            "(config dtype float64) and its tolerance asks for float64 (SPEC 6.1)")
+    return Precision("float64", "float32", worst)
 
 
 def matches(fixture, result: Mapping) -> bool:
@@ -177,14 +181,14 @@ def _trace_axes(fixture) -> str:
     return "(batch, time, units)" if len(axes) == 3 else "(" + ", ".join(axes) + ")"
 
 
-def localise_trace(fixture, trace) -> list[str]:
+def trace_of(fixture, trace) -> Trace | None:
     """What the implementation's trace says: the first (gate, step, batch row) leaving the fixture's trace,
     and every entry that could not be compared, so a wrong name or layout is never taken for agreement."""
     if not isinstance(trace, Mapping):
-        return []
+        return None
     expected = fixture.trace
     if not expected:
-        return ["trace: not compared (this fixture stores no trace)"]
+        return Trace(stored=False)
     problems: dict[str, list[str]] = {}
     for name in trace:
         if name not in expected:
@@ -202,22 +206,37 @@ def localise_trace(fixture, trace) -> list[str]:
             index = _first_bad_in_time(bad)
             if first is None or index[1] < first[1][1]:  # a tie keeps the gate computed first
                 first = (gate, index)
-    if first is not None:
-        gate, index = first
-        b, t = index[:2]
-        got, want = trace[gate], expected[gate]
-        err = float(np.abs(got[:, t].astype(np.float64) - want[:, t]).max())
-        head = (f"trace: first diverging gate is {gate!r} at {_step_label(fixture, gate, t)} in batch row {b}, "
-                f"{_element_words(fixture, index)}: expected {float(want[index]):.7g}, got {float(got[index]):.7g} "
-                f"(max abs error {err:.3g} at that timestep)")
-    elif compared:
-        head = f"trace: every entry compared agrees with the fixture's trace ({', '.join(compared)})"
-    else:
-        head = "trace: not compared: no returned entry has a name and shape of the fixture's trace"
-    if not problems:
-        return [head]
-    return [head, *(f"  not compared, {why}: {', '.join(names)}" for why, names in problems.items()),
-            f"  {_expected_trace(expected, _trace_axes(fixture))}"]
+    found = Trace(compared=tuple(compared),
+                  not_compared=tuple((why, tuple(names)) for why, names in problems.items()),
+                  wanted=_expected_trace(expected, _trace_axes(fixture)) if problems else "")
+    if first is None:
+        return found
+    gate, index = first
+    b, t = index[:2]
+    got, want = trace[gate], expected[gate]
+    return dataclasses.replace(
+        found, gate=gate, timestep=t, step=_step_label(fixture, gate, t), batch=b,
+        element=_element_words(fixture, index), index=index, expected=float(want[index]), got=float(got[index]),
+        max_abs_error=float(np.abs(got[:, t].astype(np.float64) - want[:, t]).max()))
+
+
+def localise_trace(fixture, trace) -> list[str]:
+    """``trace_of`` in words, one line each (none when no trace was returned)."""
+    found = trace_of(fixture, trace)
+    return found.lines() if found is not None else []
+
+
+def mismatch(fixture, name: str, got: np.ndarray, bad: np.ndarray, diff: np.ndarray) -> Mismatch:
+    """Output ``name``'s errors and its first offending element (``bad``: out of tolerance, ``diff``: abs error)."""
+    want = fixture.expected[name]
+    nonzero = want != 0  # relative error is undefined where Keras gives exactly 0 (relu, masked steps)
+    rel = float((diff[nonzero] / np.abs(want[nonzero].astype(np.float64))).max(initial=0.0))
+    time_major = _time_major_sequence(fixture, name, bad)
+    index = first_bad(np.swapaxes(bad, 0, 1)) if time_major else first_bad(bad)  # (batch, time, unit)
+    at = (index[1], index[0], *index[2:]) if time_major else index   # where it lies in the array
+    return Mismatch(name, want.dtype.name, int(bad.sum()), int(bad.size), float(diff.max()), rel,
+                    float(fixture.tolerance["atol"]), float(fixture.tolerance["rtol"]), index,
+                    _describe_index(fixture, name, index), float(want[at]), float(got[at]), time_major)
 
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
@@ -228,64 +247,61 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
     ``can_trace``: whether the implementation could return a ``trace`` (else no hint to return one).
     ``returns``: the outputs the implementation declares it returns (None: all). Outputs it leaves out are not
     compared; when everything it returned agrees the verdict is PARTIAL, never PASSED, and says what was not
-    checked. ``diagnose(fixture, result)``: text for a failure, each line shown as ``diagnosis: ...``.
+    checked. ``diagnose(fixture, result)``: a ``records.Diagnosis`` for a failure (or its text, one finding a
+    line), each finding shown as ``diagnosis: ...``.
     """
     who = f"implementation {impl_name!r}" + (f" {impl_version}" if impl_version else "")
     head = f"{fixture.citation}: {who}"
     repro_line = f"repro: {repro}" if repro else None
+    done = functools.partial(Verdict, repro=repro, impl_version=impl_version)
     problems = validate(fixture, result, returns)
     if problems:
         lines = [f"{head} returned unusable output:", *(f"  - {p}" for p in problems)]
-        return Verdict(Status.FAILED, "\n".join([*lines, *([repro_line] if repro_line else [])]))
+        return done(Status.FAILED, "\n".join([*lines, *([repro_line] if repro_line else [])]),
+                    reason=f"returned unusable output: {problems[0]}")
 
     checked = [k for k in fixture.expected if k in result]
     left_out = [k for k in fixture.expected if k not in result]
     not_returned = (f"not returned (the implementation declares it returns only "
                     f"{', '.join(map(repr, sorted(returns or ())))}): {', '.join(map(repr, left_out))}")
     if not checked:
-        return Verdict(Status.SKIPPED, f"{head} returns none of this fixture's outputs; {not_returned}")
+        return done(Status.SKIPPED, f"{head} returns none of this fixture's outputs; {not_returned}",
+                    reason=f"returns none of this fixture's outputs; {not_returned}")
 
-    lines, worst, mismatched = [], 0.0, []
+    worst, mismatches = 0.0, []
     for name in checked:
         want, got = fixture.expected[name], result[name]
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
         worst = max(worst, float(diff.max(initial=0.0)))
         bad = ~close(got, want, fixture.tolerance)
-        if not bad.any():
-            continue
-        mismatched.append(name)
-        nonzero = want != 0  # relative error is undefined where Keras gives exactly 0 (relu, masked steps)
-        rel = float((diff[nonzero] / np.abs(want[nonzero].astype(np.float64))).max(initial=0.0))
-        time_major = _time_major_sequence(fixture, name, bad)
-        index = first_bad(np.swapaxes(bad, 0, 1)) if time_major else first_bad(bad)  # (batch, time, unit)
-        at = (index[1], index[0], *index[2:]) if time_major else index   # where it lies in the array
-        lines.append(f"  output {name!r}: {int(bad.sum())} of {bad.size} elements out of tolerance; "
-                     f"max abs error {diff.max():.3g} (atol {fixture.tolerance['atol']:g}), "
-                     f"max rel error {rel:.3g} over non-zero expected values (rtol {fixture.tolerance['rtol']:g})")
-        lines.append(f"    first offending element {_describe_index(fixture, name, index)}: "
-                     f"expected {float(want[at]):.7g}, got {float(got[at]):.7g}"
-                     + (" (a time-major sequence: at [timestep, batch, unit] in the array)" if time_major else ""))
-    if not mismatched and left_out:
-        return Verdict(Status.PARTIAL, f"{head}: partial: the outputs returned are within tolerance "
-                                       f"(checked: {', '.join(map(repr, checked))}); {not_returned}", worst)
-    if not mismatched:
-        return Verdict(Status.PASSED, f"{head}: all outputs within tolerance", worst)
+        if bad.any():
+            mismatches.append(mismatch(fixture, name, got, bad, diff))
+    if not mismatches and left_out:
+        return done(Status.PARTIAL, f"{head}: partial: the outputs returned are within tolerance "
+                                    f"(checked: {', '.join(map(repr, checked))}); {not_returned}", worst,
+                    reason=f"partial: {not_returned}")
+    if not mismatches:
+        return done(Status.PASSED, f"{head}: all outputs within tolerance", worst,
+                    reason="all outputs within tolerance")
 
-    lines.insert(0, f"{head} does not match Keras ({fixture.layer}, tags: {', '.join(fixture.tags) or '-'}):")
+    reason = f"does not match Keras ({fixture.layer}, tags: {', '.join(fixture.tags) or '-'})"
+    lines = [f"{head} {reason}:", *(line for m in mismatches for line in m.lines())]
     if left_out:
         lines.append(f"  {not_returned}")
     hint = float64_hint(fixture, worst)
     if hint:
-        lines.append(f"  {hint}")
-    located = localise_trace(fixture, result.get("trace"))
-    if located:
-        lines += [f"  {line}" for line in located]
-    elif can_trace and not any(result[m].ndim == len(family_of(fixture).output_axes) for m in mismatched):
+        lines.append(f"  {hint.line()}")
+    trace = trace_of(fixture, result.get("trace"))
+    if trace is not None:
+        lines += [f"  {line}" for line in trace.lines()]
+    elif can_trace and not any(result[m.output].ndim == len(family_of(fixture).output_axes) for m in mismatches):
         lines.append("  (final values only: return a 'trace' mapping to locate the first diverging step and gate)")
-    if diagnose is not None:
-        named = diagnose(fixture, result)
-        if named:
-            lines += [f"  diagnosis: {line}" for line in named.splitlines() if line.strip()]
+    named = diagnose(fixture, result) if diagnose is not None else None
+    if isinstance(named, str):
+        named = Diagnosis.of_text(named) if named.strip() else None
+    if named is not None:
+        lines += [f"  diagnosis: {finding}" for finding in named.findings]
     if repro_line:
         lines.append(repro_line)
-    return Verdict(Status.FAILED, "\n".join(lines), worst, mismatched)
+    return done(Status.FAILED, "\n".join(lines), worst, mismatches, reason=reason, trace=trace,
+                diagnosis=named, precision=hint)

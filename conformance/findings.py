@@ -1,8 +1,9 @@
 """What the matrix found, before the tables: one line per distinct divergence, and column-wide notes.
 
 A divergence is a group of cases that are wrong for one reason: the ledger entry that
-explains them (its reason and link), else the suite's diagnosis line, else the failure
-headline without the fixture citation. Each line says what, where (env and implementation),
+explains them (its reason and link), else the cause the diagnosis names, else the case's
+recorded reason (the failure in words, without citation or implementation). Everything is
+read from the records' fields (SPEC 14), never parsed out of messages. Each line says what, where (env and implementation),
 how many fixtures, and cites the smallest fixture that shows it (``id@sha256:8hex``: fewest
 expected values). A ledger entry or skip reason that covers a whole column (every case in
 it) is one line, and the column leaves the tables.
@@ -11,17 +12,12 @@ it) is one line, and the column leaves the tables.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import defaultdict
 
 from .verdict import Status
 
 WRONG = (Status.FAILED.value, Status.XFAILED.value, Status.CRASHED.value)  # the port gave wrong numbers, or none
-_CITATION = re.compile(r"^\S+@sha256:[0-9a-f]+: ")
-_LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
-# per-case numbers in diagnosis lines: left out so cases wrong for one reason group together
-_DETAIL = re.compile(r" \((?:median rel error|max abs error left) [^)]*\)"
-                     r"|; every returned value is exactly a \w+ number|: it explains \d+% of the squared error")
+MAX_WHAT = 300   # a crash's reason quotes the tool, which can say a lot
 
 
 @dataclasses.dataclass
@@ -31,37 +27,37 @@ class Divergence:
     where: list[str]                # "env impl" columns
     fixtures: set[str]
     smallest: str                   # citation of the smallest fixture showing it
+    link: str | None = None         # the ledger entry's link, for a known divergence
 
     def line(self, markdown: bool = False) -> str:
         """One line: what, where, how many fixtures, the smallest one's citation; a ledger link as a Markdown link."""
         known = {"xfailed": "known, in the ledger", "crashed": "the tool crashed", "failed": "NEW"}[self.status]
         n = len(self.fixtures)
         what = self.what
-        linked = _LINKED.match(what)
-        if markdown and linked:
-            what = f"{linked['reason']} ([source]({linked['link']}))"
+        if self.link:
+            what += f" ([source]({self.link}))" if markdown else f" ({self.link})"
         return (f"**{', '.join(self.where)}**: {what} — {n} fixture{'s' * (n != 1)}, smallest "
                 f"`{self.smallest}` ({known})" if markdown else
                 f"{', '.join(self.where)}: {what} — {n} fixture{'s' * (n != 1)}, smallest {self.smallest} ({known})")
 
 
 def citation(case: dict) -> str:
-    digest = case.get("digest") or ""
-    return f"{case['fixture']}@{digest[:15]}" if digest else case["fixture"]
+    return case.get("citation") or case["fixture"]
 
 
 def reason(case: dict) -> str:
     """What makes this case wrong, in words shared by every case wrong for the same reason."""
-    if case["status"] == Status.XFAILED.value:
-        return case.get("message") or "ledger entry"
-    diagnosis = case.get("diagnosis") or []
-    named = [d for d in diagnosis if "no single catalogued mistake" not in d]
-    if named:
-        return _DETAIL.sub("", named[0])
-    message = _CITATION.sub("", case.get("message") or "")
-    if case["status"] == Status.CRASHED.value:
-        return re.sub(r"^implementation '[^']+'( \S+)?: ", "", message)[:300]
-    return re.sub(r"^implementation '[^']+'( \S+)? ", "", message)
+    if case["status"] == Status.XFAILED.value and case.get("ledger"):
+        return case["ledger"]["reason"]
+    cause = (case.get("diagnosis") or {}).get("cause")
+    if cause:
+        return f"diagnosis: {cause}"
+    return case.get("reason", "")[:MAX_WHAT]
+
+
+def link(case: dict) -> str | None:
+    """The link of the ledger entry explaining the case, if one does."""
+    return case["ledger"]["link"] if case["status"] == Status.XFAILED.value and case.get("ledger") else None
 
 
 def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> list[Divergence]:
@@ -75,7 +71,7 @@ def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> li
                 continue
             if (env, case["impl"]) in wide:
                 continue
-            key = (reason(case), case["status"])
+            key = (reason(case), case["status"], link(case))
             group = groups.setdefault(key, {"where": [], "fixtures": set(), "cases": []})
             column = f"{env} {case['impl']}"
             if column not in group["where"]:
@@ -83,9 +79,9 @@ def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> li
             group["fixtures"].add(case["fixture"])
             group["cases"].append(case)
     found = []
-    for (what, status), group in groups.items():
+    for (what, status, source), group in groups.items():
         smallest = min(group["cases"], key=lambda c: (c.get("size") or 1 << 60, c["fixture"]))
-        found.append(Divergence(what, status, group["where"], group["fixtures"], citation(smallest)))
+        found.append(Divergence(what, status, group["where"], group["fixtures"], citation(smallest), source))
     order = {"failed": 0, "crashed": 1, "xfailed": 2}
     return sorted(found, key=lambda d: (order[d.status], -len(d.fixtures), d.what))
 
@@ -114,11 +110,10 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
 
 
 def shared_message(case: dict) -> str:
-    """A case's message without the fixture/implementation prefix, so one reason reads the same in every row."""
-    message = case.get("message") or ""
-    for prefix in (f"{case['fixture']}: ", f"{case['impl']}: "):
-        message = message[len(prefix):] if message.startswith(prefix) else message
-    return message
+    """A case's reason as one line reads in every row: a ledger entry's reason with its link, else the
+    recorded reason (no fixture citation, no implementation name)."""
+    source = link(case)
+    return f"{case['ledger']['reason']} ({source})" if source else case.get("reason", "")
 
 
 def wide_lines(wide: dict[tuple[str, str], str]) -> list[str]:

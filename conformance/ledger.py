@@ -30,6 +30,7 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .records import Ledger
 from .verdict import Status
 
 FORMAT_VERSION = 1
@@ -176,26 +177,34 @@ def kind_of(verdict) -> str | None:
     return None
 
 
+def note(entry: Entry, outcome: str) -> Ledger:
+    """The entry as the verdict carries it (``records.Ledger``), with what it made of the case."""
+    return Ledger(entry.index, entry.label, entry.kind, entry.reason, entry.link, entry.strict, outcome)
+
+
 def apply(entry: Entry | None, verdict):
-    """The verdict after the ledger: xfailed, or failed because the entry is stale or the kind changed."""
+    """The verdict after the ledger: xfailed, or failed because the entry is stale or the kind changed; the
+    entry rides on it (``verdict.ledger``) whatever it made of the case."""
     if entry is None or verdict.status == Status.SKIPPED:
         return verdict
     where = f"ledger {entry.label}"
     kind = kind_of(verdict)
     if kind is None and not entry.strict:
-        return verdict  # a non-strict entry: this fixture happens to land within tolerance
+        return dataclasses.replace(verdict, ledger=note(entry, "passed"))  # this fixture lands within tolerance
     if kind is None:
-        return dataclasses.replace(verdict, status=Status.FAILED, message=(
-            f"ledger entry is stale: {where} expects a {entry.kind}, but the case passed "
-            f"(max abs error {verdict.max_abs_error}); remove or narrow the entry ({entry.link})"))
+        stale = f"ledger entry is stale: {where} expects a {entry.kind}, but the case passed"
+        return dataclasses.replace(verdict, status=Status.FAILED, ledger=note(entry, "stale"), reason=stale, message=(
+            f"{stale} (max abs error {verdict.max_abs_error}); remove or narrow the entry ({entry.link})"))
     if kind != entry.kind:
-        return dataclasses.replace(verdict, status=Status.FAILED, message=(
-            f"divergence changed kind: {where} expects a {entry.kind}, got a {kind}:\n{verdict.message}"))
+        changed = f"divergence changed kind: {where} expects a {entry.kind}, got a {kind}"
+        return dataclasses.replace(verdict, status=Status.FAILED, ledger=note(entry, "changed-kind"), reason=changed,
+                                   message=f"{changed}:\n{verdict.message}")
     if entry.message is not None and not re.search(entry.message, verdict.message):
-        return dataclasses.replace(verdict, message=(
+        return dataclasses.replace(verdict, ledger=note(entry, "other-error"), message=(
             f"{verdict.message}\n(not the error {where} explains: its message pattern {entry.message!r} "
             "is not in this one)"))
-    return dataclasses.replace(verdict, status=Status.XFAILED, message=f"{entry.reason} ({entry.link})")
+    return dataclasses.replace(verdict, status=Status.XFAILED, ledger=note(entry, "explained"), reason=entry.reason,
+                               message=f"{entry.reason} ({entry.link})")
 
 
 class LedgerWarning(UserWarning):

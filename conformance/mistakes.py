@@ -21,6 +21,7 @@ import numpy as np
 from . import reference, wrappers
 from .compare import close
 from .families import FAMILIES, conv_lstm
+from .records import Diagnosis
 from .reference import Overrides
 
 LSTM_ORDER = FAMILIES["LSTM"].gates
@@ -692,14 +693,23 @@ def precision(result: Mapping, want: Mapping, keys) -> tuple[Precision, float, b
     return None
 
 
-def _precision_words(found) -> str:
+def _precision_words(found, numbers: bool = True) -> str:
+    """``precision()``'s finding in words; ``numbers=False``: without this case's own numbers (a cause)."""
     p, median, representable = found
-    text = (f"consistent with computing in {p.name} (median rel error {median:.2g}; {p.short} unit roundoff "
-            f"{p.unit_roundoff:.2g})")
+    text = f"consistent with computing in {p.name}"
+    if numbers:
+        text += f" (median rel error {median:.2g}; {p.short} unit roundoff {p.unit_roundoff:.2g})"
     if p.name == "float16":
         text += (" or with TensorFloat-32 matmuls (as many significand bits), or with bfloat16 matmul operands "
                  "and float32 elsewhere (e.g. OpenVINO's CPU default on bfloat16 hardware)")
-    return text + ("; every returned value is exactly a " + p.name + " number" if representable else "")
+    return text + ("; every returned value is exactly a " + p.name + " number" if representable and numbers else "")
+
+
+def _in_precision(found, line: str | None = None, cause: str | None = None, **named) -> Diagnosis:
+    """The diagnosis naming a precision (``found``: ``precision()``'s answer), by itself or after a mistake."""
+    p, median, _ = found
+    return Diagnosis((line or _precision_words(found),), cause or _precision_words(found, numbers=False),
+                     precision=p.name, median_rel_error=median, **named)
 
 
 def _squared_error(result: Mapping, want: Mapping, keys) -> float:
@@ -724,7 +734,7 @@ def _shares(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -
     return {key: 1 - _squared_error(result, wrong, keys) / baseline for key, wrong in singles.items()}
 
 
-def exact_pairs(fixture, result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+def exact_pairs(fixture, result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> Diagnosis | None:
     """Two catalogued mistakes at once, reproduced within tolerance. Tried: pairs of applicable mistakes (composed
     in catalogue order, the rounding of a precision mistake last) one of which by itself brings the outputs closer
     to the result (a smaller squared error than Keras's; a pair neither of whose halves does is no suspect), the
@@ -739,12 +749,13 @@ def exact_pairs(fixture, result: Mapping, keys, singles: Mapping[str, dict], wan
     for first, second in suspects[:MAX_PAIRS]:
         wrong = _computed(_pair(first, second), fixture)   # None too where they do not compose
         if wrong is not None and _agrees(fixture, result, wrong, keys):
-            return [f"matches the reference computed with two mistakes at once: {first.description} "
-                    f"[mistake {first.key}]; and {second.description} [mistake {second.key}]"]
-    return []
+            text = (f"matches the reference computed with two mistakes at once: {first.description} "
+                    f"[mistake {first.key}]; and {second.description} [mistake {second.key}]")
+            return Diagnosis((text,), text, mistake=f"{first.key}+{second.key}")
+    return None
 
 
-def rounded_single(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+def rounded_single(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> Diagnosis | None:
     """A catalogued mistake made in reduced precision by a real runtime, which no emulation reproduces bit for bit:
     the first single mistake whose outputs the result matches up to the error of reduced precision (``precision``),
     among those that remove at least ROUNDING_LEFT of the squared error (what is left is rounding) and differ from
@@ -755,24 +766,27 @@ def rounded_single(result: Mapping, keys, singles: Mapping[str, dict], want: Map
             continue  # a mistake that differs from Keras like rounding does cannot be told apart from it so
         found = precision(result, wrong, keys)
         if found is not None:
-            return [f"matches the reference computed with {BY_KEY[key].description} [mistake {key}], "
-                    f"in reduced precision: {_precision_words(found)}"]
-    return []
+            said = (f"matches the reference computed with {BY_KEY[key].description} [mistake {key}], "
+                    "in reduced precision: ")
+            return _in_precision(found, said + _precision_words(found), said + _precision_words(found, numbers=False),
+                                 mistake=key)
+    return None
 
 
-def closest(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> list[str]:
+def closest(result: Mapping, keys, singles: Mapping[str, dict], want: Mapping) -> Diagnosis | None:
     """The catalogued mistake whose outputs are nearest the result, when it removes at least EXPLAINED_SHARE of
     the squared error against Keras."""
     baseline = _squared_error(result, want, keys)
     if not singles or baseline == 0:
-        return []
+        return None
     key, error = min(((k, _squared_error(result, w, keys)) for k, w in singles.items()), key=lambda kv: kv[1])
     share = 1 - error / baseline
     if share < EXPLAINED_SHARE:
-        return []
+        return None
     left = max(float(np.max(np.abs(np.asarray(result[k], np.float64) - singles[key][k]))) for k in keys)
-    return [f"closest catalogued mistake: {BY_KEY[key].description} [mistake {key}]: it explains "
-            f"{share:.0%} of the squared error (max abs error left {left:.3g})"]
+    cause = f"closest catalogued mistake: {BY_KEY[key].description} [mistake {key}]"
+    return Diagnosis((f"{cause}: it explains {share:.0%} of the squared error (max abs error left {left:.3g})",),
+                     cause, mistake=key, explained=share, residual=left)
 
 
 def _reference(fixture) -> dict:
@@ -792,35 +806,49 @@ def step_values(fixture) -> int:
     return int(x[0] * x[1] * max(np.shape(v)[-1] for v in fixture.expected.values()))
 
 
-def diagnose(fixture, result: Mapping) -> str | None:
-    """Plain words for the failure message, one line per finding (``compare`` prefixes each with
-    ``diagnosis:``); None when the returned outputs agree with the fixture (nothing to diagnose)."""
+def diagnosis(fixture, result: Mapping) -> Diagnosis | None:
+    """What explains the failure, as structure (``records.Diagnosis``: the mistake, precision or other finding,
+    and each finding in words); None when the returned outputs agree with the fixture (nothing to diagnose)."""
     keys = _checked(fixture, result)
     if not keys or _agrees(fixture, result, fixture.expected, keys):
         return None
     work = step_values(fixture)
     if work > SEARCH_LIMIT:  # the scale family: each catalogued mistake is a whole reference run
         found = precision(result, _reference(fixture), keys)
-        return "\n".join([f"catalogued mistakes not searched: this fixture is large ({work:,} step-values; each of "
-                           f"the {len(CATALOGUE)} mistakes, and their pairs, is a whole run of it); the small "
-                           "fixtures of the same layer show the same mistakes",
-                           *([_precision_words(found)] if found else [])])
+        skipped = (f"catalogued mistakes not searched: this fixture is large ({work:,} step-values; each of "
+                   f"the {len(CATALOGUE)} mistakes, and their pairs, is a whole run of it); the small "
+                   "fixtures of the same layer show the same mistakes")
+        if found is None:
+            return Diagnosis((skipped,))
+        named = _in_precision(found)
+        return dataclasses.replace(named, findings=(skipped, *named.findings))
     singles = _singles(fixture, keys)
     found = matching(fixture, result, singles)
     if found:
         text = f"matches the reference computed with {found[0].description}"
         if len(found) > 1:
             text += " (equally consistent with: " + "; ".join(m.description for m in found[1:]) + ")"
-        return text + f" [mistake {found[0].key}]"
+        text += f" [mistake {found[0].key}]"
+        return Diagnosis((text,), text, mistake=found[0].key, also=tuple(m.key for m in found[1:]))
     lines = ["no single catalogued mistake matches"]
     moved = permuted(fixture, result)
     lines += moved
     wrong = [k for k in keys if not close(result[k], fixture.expected[k], fixture.tolerance).all()]
     if len(moved) == len(wrong):
-        return "\n".join(lines)
+        return Diagnosis(tuple(lines), moved[0] if moved else None)
     want = _reference(fixture)
     explained = (exact_pairs(fixture, result, keys, singles, want)
-                 or [_precision_words(found) for found in [precision(result, want, keys)] if found]
+                 or next((_in_precision(p) for p in [precision(result, want, keys)] if p), None)
                  or rounded_single(result, keys, singles, want)
                  or closest(result, keys, singles, want))
-    return "\n".join([*lines, *explained])
+    if explained is None:
+        return Diagnosis(tuple(lines), moved[0] if moved else None)
+    return dataclasses.replace(explained, findings=(*lines, *explained.findings),
+                               cause=moved[0] if moved else explained.cause)
+
+
+def diagnose(fixture, result: Mapping) -> str | None:
+    """``diagnosis`` in words, one line per finding (``compare`` prefixes each with ``diagnosis:``); None when
+    the returned outputs agree with the fixture."""
+    found = diagnosis(fixture, result)
+    return None if found is None else "\n".join(found.findings)

@@ -15,8 +15,9 @@ import re
 
 import pytest
 
-from . import registry, tags
+from . import cache, registry, tags
 from .options import OPTIONS, dest
+from .progress import Progress
 from .session import Results, Session, SummaryError, UsageError
 from .text import printable
 
@@ -25,8 +26,11 @@ pytest_plugins = ["conformance.fuzz.pytest_plugin"]  # --conformance-fuzz N: the
 SESSION = pytest.StashKey[Session]()
 RESULTS = pytest.StashKey[Results]()
 RECORD = pytest.StashKey[dict]()
+LOOKUPS = pytest.StashKey[list]()   # the conversion cache lookups the case made (``progress``)
+PROGRESS = pytest.StashKey[Progress]()
 JSON_ERROR = pytest.StashKey[str]()  # why --conformance-json could not be written (one line)
 REPORT_ATTR = "lstm_conformance"    # the record's attribute on a TestReport (serialized by xdist)
+LOOKUPS_ATTR = "lstm_conformance_conversions"  # ...and the case's conversion cache lookups
 MARK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -112,8 +116,10 @@ def _case_marks(case) -> list[str]:
 
 def run_case(item, case):
     """Judge one case (in whichever process runs it); its record rides on the test report to the controller."""
+    cache.take_lookups()  # lookups made between cases belong to none
     verdict, record = session(item.config).run(case)
-    item.stash[RECORD] = record
+    item.stash[RECORD] = record.to_json()  # plain data: xdist serializes the report
+    item.stash[LOOKUPS] = cache.take_lookups()
     return verdict
 
 
@@ -123,6 +129,7 @@ def pytest_runtest_makereport(item, call):
     record = item.stash.get(RECORD, None)
     if record is not None and call.when == "call":
         setattr(report, REPORT_ATTR, record)
+        setattr(report, LOOKUPS_ATTR, item.stash.get(LOOKUPS, []))
     return report
 
 
@@ -131,11 +138,16 @@ class _Gatherer:
 
     def __init__(self, config):
         self.config = config
+        config.stash[PROGRESS] = Progress()
 
     def pytest_runtest_logreport(self, report):
         record = getattr(report, REPORT_ATTR, None)
         if record is not None and RESULTS in self.config.stash:
             self.config.stash[RESULTS].add(record)
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in self.config.stash[PROGRESS].add(getattr(report, LOOKUPS_ATTR, ())):
+            if terminal is not None:  # once per tool, when it first converts: a cold run is not silent
+                terminal.write_line(f"lstm-conformance: {line}", cyan=True)
 
     def pytest_sessionfinish(self, session):
         path = self.config.getoption("conformance_json")
@@ -162,6 +174,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for line in results.version_lines():
             terminalreporter.write_line(line)
     for line in results.table_lines():
+        terminalreporter.write_line(line)
+    for line in config.stash[PROGRESS].summary_lines() if PROGRESS in config.stash else ():
         terminalreporter.write_line(line)
     unused = results.unmatched_ledger()
     if unused:

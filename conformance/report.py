@@ -5,6 +5,8 @@ the max error / xfail with the ledger reason / skip with the reason / error. Lon
 reasons become numbered notes under the table so the table stays readable. An
 implementation that passed every fixture in every env is folded into one line
 above the table (the numpy reference, normally), so the table shows where Keras differs.
+Every summary is checked against its schema (``records.check_summary``, SPEC 14) and read by
+its fields only: a summary of another format is an error naming the file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import argparse
 import dataclasses
 import html
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,7 @@ from typing import Sequence
 from packaging.version import InvalidVersion, Version
 
 from . import findings, ports
+from .records import SummaryFormatError, check_summary
 from .verdict import Status
 
 SUMMARY = "summary.json"
@@ -28,12 +30,20 @@ LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail",
           Status.ERROR: "ERROR", Status.CRASHED: "CRASH", Status.PARTIAL: "partial"}
 # statuses whose message is a footnote
 NOTED = (Status.FAILED, Status.XFAILED, Status.SKIPPED, Status.ERROR, Status.CRASHED, Status.PARTIAL)
-_LINKED = re.compile(r"^(?P<reason>.*) \((?P<link>https://\S+)\)$")
-_RUNNING = re.compile(r", running [^,]*$")
 
 
 class ReportError(ValueError):
     """The results folder holds no usable summaries; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """A footnote: its words, and the ledger entry's link where one explains the cell."""
+    text: str
+    link: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.text} ({self.link})" if self.link else self.text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +52,12 @@ class Cell:
     max_abs_error: float | None = None
     message: str = ""
     not_applicable: bool = False  # a skip because the fixture does not apply there (applies_to, no such file)
+    link: str | None = None      # the ledger entry's link (an xfail)
 
     @property
-    def note(self) -> str | None:
-        """The text worth a footnote: ledger reason, skip reason, failure or error message."""
-        return self.message if self.status in NOTED and self.message else None
+    def note(self) -> Note | None:
+        """What is worth a footnote: ledger reason, skip reason, failure or error headline."""
+        return Note(self.message, self.link) if self.status in NOTED and self.message else None
 
 
 @dataclasses.dataclass
@@ -73,7 +84,7 @@ class Matrix:
     fixtures: list[str]
     cells: dict[tuple[str, str, str], Cell]          # (fixture, env, impl) -> cell
     folded: dict[str, int]                           # impl that passed everywhere -> number of envs
-    notes: list[str]                                 # footnote texts, numbered from 1
+    notes: list[Note]                                # footnotes, numbered from 1
     wide: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # column-wide reasons: one line each
 
     def cell(self, fixture: str, env: str, impl: str) -> Cell:
@@ -98,7 +109,8 @@ class Matrix:
 
 
 def load_results(results_dir: str | Path) -> dict[str, dict]:
-    """Every ``<env>/summary.json`` under the folder, by env name (the folder's name)."""
+    """Every ``<env>/summary.json`` under the folder, by env name (the folder's name), each checked against
+    the summary's schema."""
     root = Path(results_dir)
     if not root.is_dir():
         raise ReportError(f"results folder {root} does not exist")
@@ -108,11 +120,10 @@ def load_results(results_dir: str | Path) -> dict[str, dict]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReportError(f"{path}: not a readable JSON summary ({exc})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
-            raise ReportError(f"{path}: no 'cases' list; not written by --conformance-json")
-        for index, case in enumerate(data["cases"]):
-            if not isinstance(case, dict) or not all(isinstance(case.get(k), str) for k in ("fixture", "impl", "status")):
-                raise ReportError(f"{path}: case {index} lacks fixture, impl or status; not written by --conformance-json")
+        try:
+            check_summary(data, path)
+        except SummaryFormatError as exc:
+            raise ReportError(str(exc)) from None
         summaries[path.parent.name] = data
     if not summaries:
         raise ReportError(f"no {root}/<env>/{SUMMARY} found (run tox, or pytest with --conformance-json)")
@@ -120,11 +131,12 @@ def load_results(results_dir: str | Path) -> dict[str, dict]:
 
 
 def _message(case: dict) -> str:
-    """The case's message; a skip reason loses the fixture/impl prefix and the running version, which
-    the row and the column already say, so one note serves every cell with the same reason."""
-    if case["status"] == "skipped":
-        return _RUNNING.sub("", findings.shared_message(case))
-    return case.get("message") or ""
+    """What a cell's note says: a skip's or an xfail's reason (without fixture, implementation or the running
+    version, which the row and the column already say, so one note serves every cell with the same reason),
+    else the message's headline."""
+    if case["status"] in (Status.SKIPPED.value, Status.XFAILED.value):
+        return findings.reason(case) if case["status"] == Status.XFAILED.value else case["reason"]
+    return case["headline"]
 
 
 def _column_order(column: "Column"):
@@ -143,7 +155,8 @@ def build(summaries: dict[str, dict]) -> Matrix:
     for env, data in summaries.items():
         for case in data["cases"]:
             key = (case["fixture"], env, case["impl"])
-            cells[key] = Cell(case["status"], case.get("max_abs_error"), _message(case), bool(case.get("not_applicable")))
+            cells[key] = Cell(case["status"], case["max_abs_error"], _message(case), case["not_applicable"],
+                              findings.link(case))
             impls_by_env.setdefault(env, [])
             if case["impl"] not in impls_by_env[env]:
                 impls_by_env[env].append(case["impl"])
@@ -162,7 +175,7 @@ def build(summaries: dict[str, dict]) -> Matrix:
                 columns.append(Column(env, impl, details.get("keras"), details.get("backend")))
     columns.sort(key=_column_order)
     fixtures = sorted({f for f, _, _ in cells})
-    notes: list[str] = []
+    notes: list[Note] = []
     for fixture in fixtures:
         for column in columns:
             note = cells.get((fixture, column.env, column.impl), Cell("missing")).note
@@ -182,11 +195,8 @@ def _cell_text(matrix: Matrix, cell: Cell) -> str:
     return f"{text} [{number}]" if number else text
 
 
-def _note_md(text: str) -> str:
-    match = _LINKED.match(text)
-    if match:
-        return f"{match['reason']} ([link]({match['link']}))"
-    return text
+def _note_md(note: Note) -> str:
+    return f"{note.text} ([link]({note.link}))" if note.link else note.text
 
 
 def _preamble(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
@@ -244,12 +254,11 @@ ol li { margin: 2px 0; }
 """
 
 
-def _note_html(text: str) -> str:
-    match = _LINKED.match(text)
-    if match:
-        link = html.escape(match["link"])
-        return f"{html.escape(match['reason'])} (<a href=\"{link}\">{link}</a>)"
-    return html.escape(text)
+def _note_html(note: Note) -> str:
+    if note.link:
+        link = html.escape(note.link)
+        return f"{html.escape(note.text)} (<a href=\"{link}\">{link}</a>)"
+    return html.escape(note.text)
 
 
 def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
@@ -287,7 +296,7 @@ def _html_row(matrix: Matrix, fixture: str) -> str:
     for column in matrix.columns:
         cell = matrix.cell(fixture, column.env, column.impl)
         number = matrix.note_number(cell)
-        tip = cell.message or (f"max abs error {cell.max_abs_error:.3g}" if cell.max_abs_error is not None else "")
+        tip = str(cell.note or "") or cell.message or (f"max abs error {cell.max_abs_error:.3g}" if cell.max_abs_error is not None else "")
         text = e(_cell_text(matrix, cell))
         if number:
             text = text.replace(f"[{number}]", f"<a href=\"#note-{number}\">[{number}]</a>")

@@ -2,8 +2,9 @@
 
 ``Session.open`` turns the options (``options.OPTIONS``) into cases, or a ``UsageError``
 naming what was mistyped; ``Session.run`` judges a case and applies the ledger, giving the
-verdict and a plain-data record; ``Results`` gathers records (on pytest-xdist's controller
-they arrive from the workers) and writes the one summary table and the one JSON summary.
+verdict and its ``records.Record``; ``Results`` gathers records (on pytest-xdist's controller
+they arrive from the workers as JSON) and writes the one summary table and the one JSON summary
+(format ``records.SUMMARY_FORMAT``, checked against its schema before it is written: SPEC 14).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fnmatch
 import json
 import os
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -23,6 +25,7 @@ from . import __version__, ledger, mistakes, registry
 from .errors import FixtureError
 from .fixtures import Fixture, list_fixtures, select
 from .options import fixtures_dir, per_fixture_timeout, shown_env
+from .records import SUMMARY_FORMAT, Record, SummaryFormatError, check_summary
 from .suite import Case, judge
 from .verdict import Status, Verdict
 
@@ -94,34 +97,31 @@ class Session:
         lines.append(f"  per-fixture timeout {self.timeout:g} s")
         return lines
 
-    def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
+    def run(self, case: Case, diagnose=None) -> tuple[Verdict, Record]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
-        verdict = judge(case, self.timeout, diagnose or mistakes.diagnose)
+        started = time.perf_counter()
+        verdict = judge(case, self.timeout, diagnose or mistakes.diagnosis)
+        duration = time.perf_counter() - started
         try:
             keras_version, backend = case.impl.keras_semantics()
         except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
             keras_version, backend = None, None
-        diagnosis = [line.strip() for line in verdict.message.splitlines() if line.strip().startswith("diagnosis:")]
         info = _plain(case.impl.info())  # asked after every case: info may grow (tflite's ops, OpenVINO's precision)
-        entry = None
         if self.ledger and verdict.status != Status.SKIPPED:
             entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend, info)
             verdict = ledger.apply(entry, verdict)
-        record = {
-            "impl": case.impl.name, "fixture": case.fixture_name, "digest": getattr(case.fixture, "digest", None),
-            "status": Status(verdict.status).value, "message": verdict.headline,
-            "max_abs_error": None if verdict.max_abs_error is None else float(verdict.max_abs_error),
-            "mismatched": [str(m) for m in verdict.mismatched],
-            "not_applicable": verdict.not_applicable,
-            "diagnosis": diagnosis,  # kept when the ledger explains the case: the report groups divergences by it
-            "layer": getattr(case.fixture, "layer", None), "tags": list(getattr(case.fixture, "tags", ())),
-            "size": _size(case.fixture),
-            "keras_version": None if keras_version is None else str(keras_version),
-            "backend": None if backend is None else str(backend),
-            "ledger_entry": entry.index if entry is not None else None,
-            "impl_notes": _impl_notes(case),
-            "impl_info": info,
-        }
+        record = Record(
+            fixture=case.fixture_name, impl=case.impl.name, status=Status(verdict.status).value,
+            reason=verdict.reason, headline=verdict.headline, message=verdict.message,
+            digest=getattr(case.fixture, "digest", None), citation=getattr(case.fixture, "citation", None),
+            impl_version=verdict.impl_version or info.get("version"),
+            max_abs_error=None if verdict.max_abs_error is None else float(verdict.max_abs_error),
+            not_applicable=verdict.not_applicable, mismatches=list(verdict.mismatches), trace=verdict.trace,
+            diagnosis=verdict.diagnosis,  # kept when the ledger explains the case: the report groups divergences by it
+            precision=verdict.precision, ledger=verdict.ledger, repro=verdict.repro, duration_s=round(duration, 6),
+            layer=getattr(case.fixture, "layer", None), tags=list(getattr(case.fixture, "tags", ())),
+            size=_size(case.fixture), keras_version=None if keras_version is None else str(keras_version),
+            backend=None if backend is None else str(backend), impl_notes=_impl_notes(case), impl_info=info)
         return verdict, record
 
 
@@ -203,6 +203,10 @@ def _plain(info: dict) -> dict:
     return {str(k): (None if v is None else str(v)) for k, v in info.items()}
 
 
+def _plain_all(infos: dict) -> dict:
+    return {str(name): _plain(info) for name, info in infos.items()}
+
+
 def _impl_notes(case: Case) -> str | None:
     """``run.notes(fixture_id)`` where the implementation offers it (e.g. the ops TFLite's converter produced)."""
     try:
@@ -228,25 +232,26 @@ class Results:
 
     def __init__(self, session: Session):
         self.session = session
-        self.records: list[dict] = []
+        self.records: list[Record] = []
 
-    def add(self, record: dict) -> None:
-        self.records.append(record)
+    def add(self, record: Record | dict) -> None:
+        """A record, or its JSON (``Record.to_json``: from an xdist worker)."""
+        self.records.append(record if isinstance(record, Record) else Record.from_json(record))
 
-    def sorted_records(self) -> list[dict]:
+    def sorted_records(self) -> list[Record]:
         """In case order (implementation as given, then fixture id), however the workers finished."""
         order = {impl.name: k for k, impl in enumerate(self.session.impls)}
-        return sorted(self.records, key=lambda r: (order.get(r["impl"], len(order)), r["fixture"]))
+        return sorted(self.records, key=lambda r: (order.get(r.impl, len(order)), r.fixture))
 
     def counts(self) -> dict[str, Counter]:
         per_impl: dict[str, Counter] = {impl.name: Counter() for impl in self.session.impls}
         for r in self.records:
-            per_impl.setdefault(r["impl"], Counter())[r["status"]] += 1
+            per_impl.setdefault(r.impl, Counter())[r.status] += 1
         return per_impl
 
     @property
     def bad(self) -> int:
-        return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR, Status.CRASHED))
+        return sum(1 for r in self.records if r.status in (Status.FAILED, Status.ERROR, Status.CRASHED))
 
     def unmatched_ledger(self) -> list[ledger.Entry]:
         """Entries whose condition (impl, Keras version, backend) held for a case that ran, yet matched no case.
@@ -256,14 +261,14 @@ class Results:
         """
         if not self.session.ledger:
             return []
-        used = {r["ledger_entry"] for r in self.records}
-        ran = [r for r in self.records if r["status"] != Status.SKIPPED]
+        used = {r.ledger.entry for r in self.records if r.ledger is not None}
+        ran = [r for r in self.records if r.status != Status.SKIPPED]
         return [e for e in self.session.ledger if e.index not in used
-                and any(e.in_scope(r["impl"], r["keras_version"], r["backend"], r.get("impl_info")) for r in ran)]
+                and any(e.in_scope(r.impl, r.keras_version, r.backend, r.impl_info) for r in ran)]
 
     def implementations(self) -> dict[str, dict]:
         """Each implementation's info() as the process that ran it saw it (no import here when it ran elsewhere)."""
-        seen = {r["impl"]: r["impl_info"] for r in self.records if r.get("impl_info")}
+        seen = {r.impl: r.impl_info for r in self.records if r.impl_info}
         return {i.name: seen[i.name] if i.name in seen else i.info() for i in self.session.impls}
 
     def version_lines(self) -> list[str]:
@@ -275,8 +280,8 @@ class Results:
         lines = [f"{'implementation':{w}} " + " ".join(f"{s.value:>8}" for s in statuses)]
         reasons: dict[str, Counter] = {}
         for r in self.records:
-            if r["status"] == Status.SKIPPED:
-                reasons.setdefault(r["impl"], Counter())[r["message"].split(": ", 1)[-1]] += 1
+            if r.status == Status.SKIPPED:
+                reasons.setdefault(r.impl, Counter())[r.reason] += 1
         for name, counts in self.counts().items():
             lines.append(f"{short_name(name, w):{w}} " + " ".join(f"{counts[s.value]:8}" for s in statuses))
             for reason, n in reasons.get(name, Counter()).most_common():
@@ -284,10 +289,12 @@ class Results:
         return lines
 
     def summary(self) -> dict:
+        """The JSON summary (SPEC 14): one record per case, each implementation's info() once."""
         s = self.session
-        return {"lstm_conformance": __version__, "fixtures_dir": str(s.root), "fixture_set": s.set_digest,
-                "implementations": self.implementations(), "env": shown_env(),
-                "cases": [{k: v for k, v in r.items() if k != "impl_info"} for r in self.sorted_records()],
+        return {"format": SUMMARY_FORMAT, "lstm_conformance": __version__, "fixtures_dir": str(s.root),
+                "fixture_set": s.set_digest, "implementations": _plain_all(self.implementations()),
+                "env": shown_env(),
+                "cases": [{k: v for k, v in r.to_json().items() if k != "impl_info"} for r in self.sorted_records()],
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
     def write_json(self, path: str | os.PathLike) -> Path:
@@ -297,7 +304,12 @@ class Results:
         SummaryError: one line, so the caller still prints the table and exits non-zero, never a traceback.
         """
         path = Path(path)
-        text = json.dumps(self.summary(), indent=1, sort_keys=True, default=str)
+        data = json.loads(json.dumps(self.summary(), default=str))  # as a reader will see it
+        try:
+            check_summary(data, "the JSON summary")
+        except SummaryFormatError as exc:  # the writer and its schema disagree: a bug, said before writing
+            raise SummaryError(f"--conformance-json {path}: not written, {exc} (a bug: please report it)") from None
+        text = json.dumps(data, indent=1, sort_keys=True)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from .applicability import not_applicable
+from .applicability import outside
 from .compare import compare
 from .errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, NotApplicable,
                      Unsupported)
@@ -90,67 +90,75 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     """Run the case and return its verdict; never raises for anything the plug-in or fixture does."""
     impl, fixture = case.impl, case.fixture
     if isinstance(fixture, FixtureError):
-        return Verdict(Status.ERROR, f"broken fixture {case.fixture_name!r}: {fixture}")
+        return Verdict(Status.ERROR, f"broken fixture {case.fixture_name!r}: {fixture}",
+                       reason=f"broken fixture: {fixture}")
     try:
         run = impl.load()
         fixture.arrays  # load and verify the arrays before blaming the implementation
         keras_version, backend = impl.keras_semantics()
     except ImplementationError as exc:
-        return Verdict(Status.ERROR, f"{fixture.citation}: {exc}")
+        return Verdict(Status.ERROR, f"{fixture.citation}: {exc}", reason=str(exc))
     except FixtureError as exc:
-        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
+        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}", reason=f"broken fixture: {exc}")
     except Unsupported as exc:
-        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}")
+        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - e.g. a plug-in whose keras_version() raises
-        return Verdict(Status.ERROR, f"{fixture.id}: implementation {impl.name!r} ({impl.value}) could not be "
-                                f"prepared: {type(exc).__name__}: {exc}")
+        why = f"could not be prepared: {type(exc).__name__}: {exc}"
+        return Verdict(Status.ERROR, f"{fixture.id}: implementation {impl.name!r} ({impl.value}) {why}", reason=why)
     try:
-        reason = not_applicable(fixture.meta, keras_version, backend)
+        scope = outside(fixture.meta, keras_version, backend)
     except Exception as exc:  # noqa: BLE001 - e.g. a plug-in declaring keras_version "banana"
+        why = f"cannot decide applies_to: {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.id}: cannot decide applies_to {fixture.meta.get('applies_to')!r} for "
                                 f"implementation {impl.name!r} (keras_version {keras_version!r}, backend "
-                                f"{backend!r}): {type(exc).__name__}: {exc}")
-    if reason:
-        return Verdict(Status.SKIPPED, f"{fixture.id}: {reason}", not_applicable=True)
+                                f"{backend!r}): {type(exc).__name__}: {exc}", reason=why)
+    if scope:
+        why, running = scope
+        return Verdict(Status.SKIPPED, f"{fixture.id}: {why}" + (f", running {running}" if running else ""),
+                       not_applicable=True, reason=why)
     private = fixture.isolated()  # supports() and run() see one private copy: nothing leaks to the next case
     try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
         unsupported = run.supports(private) if callable(getattr(run, "supports", None)) else None
     except Exception as exc:  # noqa: BLE001 - a broken supports() is the plug-in's failure, in its own case
-        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s supports() raised "
-                                     f"{type(exc).__name__}: {exc}")
+        why = f"supports() raised {type(exc).__name__}: {exc}"
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     if unsupported:
-        return Verdict(Status.SKIPPED, f"{impl.name}: {unsupported}")
+        return Verdict(Status.SKIPPED, f"{impl.name}: {unsupported}", reason=str(unsupported))
     version = getattr(run, "version", None) or impl.version
     try:
         result = call_with_timeout(run, private, timeout)
     except Unsupported as exc:  # NotApplicable: outside the implementation's scope (n/a), not a missing feature
-        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}", not_applicable=isinstance(exc, NotApplicable))
+        return Verdict(Status.SKIPPED, f"{impl.name}: {exc}", not_applicable=isinstance(exc, NotApplicable),
+                       reason=str(exc), impl_version=version)
     except FixtureError as exc:  # e.g. a tampered model file found by the implementation: the fixture's fault
-        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}")
+        return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}", reason=f"broken fixture: {exc}")
     except BrokenLibrary as exc:  # installed but failing to import: the environment is broken, not a skip
-        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}: {exc}")
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}: {exc}", reason=str(exc))
     except ConversionError as exc:  # the port's tool itself raised or refused: no numbers to compare
         who = f"implementation {impl.name!r}" + (f" {version}" if version else "")
-        return Verdict(Status.CRASHED, f"{fixture.citation}: {who}: the tool crashed or refused the model: {exc}\n"
-                                       f"repro: {case.repro()}")
+        why = f"the tool crashed or refused the model: {exc}"
+        return Verdict(Status.CRASHED, f"{fixture.citation}: {who}: {why}\nrepro: {case.repro()}", reason=why,
+                       repro=case.repro(), impl_version=version)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         # a cmd: engine's own stderr says what went wrong; our Python traceback would only be noise
         detail = "" if isinstance(exc, EngineError) else "".join(traceback.format_exception(exc)[-6:])
-        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} raised "
-                                 f"{type(exc).__name__}: {exc}\n{detail}repro: {case.repro()}")
+        why = f"raised {type(exc).__name__}: {exc}"
+        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} {why}\n{detail}"
+                                      f"repro: {case.repro()}", reason=why, repro=case.repro(), impl_version=version)
     finally:
         private.release()  # the scratch copies of the model file (Fixture.model_path)
     try:
         returns = _declared_outputs(run, private)
     except Exception as exc:  # noqa: BLE001 - a broken returns() is the plug-in's failure, in its own case
-        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s returns() raised "
-                                     f"{type(exc).__name__}: {exc}")
+        why = f"returns() raised {type(exc).__name__}: {exc}"
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     try:
         return compare(fixture, result, impl.name, version, case.repro(), diagnose,
                        can_trace=bool(getattr(run, "returns_trace", True)), returns=returns)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
-        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} returned output that "
-                                 f"could not be read: {type(exc).__name__}: {exc}\nrepro: {case.repro()}")
+        why = f"returned output that could not be read: {type(exc).__name__}: {exc}"
+        return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} {why}\n"
+                                      f"repro: {case.repro()}", reason=why, repro=case.repro(), impl_version=version)
 
 
 def _declared_outputs(run, fixture):

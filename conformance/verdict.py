@@ -1,7 +1,8 @@
 """What became of one (implementation, fixture) case: one status enum and one result type for every path.
 
 The pytest plug-in, ``lstm-conformance run``, the ledger, the report and the fuzzer all
-speak these; nothing else in the package defines a list of statuses.
+speak these; nothing else in the package defines a list of statuses. A verdict carries what
+was found as structure (``records``): the message is its text for a person.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from .records import Diagnosis, Ledger, Mismatch, Precision, Trace
 from .text import printable
 
 
@@ -32,21 +34,37 @@ class Status(str, enum.Enum):
 @dataclasses.dataclass
 class Verdict:
     status: Status
-    message: str = ""
+    message: str = ""              # the text for a person, rendered from the fields below where they are set
     max_abs_error: float | None = None
-    mismatched: list[str] = dataclasses.field(default_factory=list)
+    mismatches: tuple[Mismatch, ...] = ()
     not_applicable: bool = False   # skipped by applies_to (or NotApplicable): outside the scope, not a missing feature
+    reason: str = ""               # the cause in words every case with that cause shares: no citation, no
+                                   # implementation name (the report groups and notes by it)
+    trace: Trace | None = None
+    diagnosis: Diagnosis | None = None
+    precision: Precision | None = None
+    ledger: Ledger | None = None
+    repro: str | None = None
+    impl_version: str | None = None
 
     def __post_init__(self):
         # messages quote fixture data (tags, folder names) and plug-in text: no terminal escapes reach pytest,
         # the CLI or the JSON summary (SPEC 13.3)
         self.message = printable(self.message)
+        first = next((line.strip() for line in self.reason.splitlines() if line.strip()), "")
+        self.reason = printable(first, keep="")  # one line: a multi-line cause keeps its first
+        self.mismatches = tuple(self.mismatches)
 
     @property
     def ok(self) -> bool:
         return self.status == Status.PASSED
 
     @property
+    def mismatched(self) -> list[str]:
+        """The outputs out of tolerance."""
+        return [m.output for m in self.mismatches]
+
+    @property
     def headline(self) -> str:
-        """The message's first line: what the JSON summary keeps."""
+        """The message's first line: what a table note shows."""
         return self.message.splitlines()[0] if self.message else ""

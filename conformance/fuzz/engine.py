@@ -347,7 +347,7 @@ def search(impl: Implementation, oracle: Oracle, *, seed: int = 0, budget: int |
         verdict = judge(Case(impl, fixture, out), timeout)
         if verdict.status is Status.SKIPPED:  # not an example: the budget counts what the implementation runs
             if not failing:
-                result.skipped[verdict.message.split(": ", 1)[-1]] += 1
+                result.skipped[verdict.reason] += 1
             reject()
         count()
         if verdict.status in (Status.FAILED, Status.ERROR):

@@ -142,7 +142,7 @@ def test_check_reports_hand_edited_arrays_with_the_amount(gen, catalog, written,
     capsys.readouterr()
     assert _generate(gen, out, catalog[0], "--check") == 1
     err = capsys.readouterr().err
-    assert f"DIFFERS {FID}: output: max abs difference {expected_diff:.3g}" in err, err
+    assert f"DIFFERS {FID}: output: changed at [0, 1]" in err and f"max abs difference {expected_diff:.3g}" in err, err
     assert "state_h" not in err and "kernel" not in err, f"only the edited array differs: {err}"
 
 
@@ -168,7 +168,7 @@ def test_changed_values_need_update(gen, catalog, written, capsys):
     assert _generate(gen, out, folder) == 1
     err = capsys.readouterr().err
     assert f"REFUSED {FID}: refusing to overwrite a fixture whose values changed" in err, err
-    assert f"x: max abs difference {1.5:.3g}" in err and "pass --update" in err, err
+    assert f"x: changed at [1, 1, 0]" in err and f"max abs difference {1.5:.3g}" in err and "pass --update" in err, err
     assert _snapshot(out) == before
 
     assert _generate(gen, out, folder, "--update") == 0

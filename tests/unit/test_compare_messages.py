@@ -197,3 +197,23 @@ def test_declared_outputs_partial_when_they_agree_failed_when_not():
                    "converter", returns={"output"}).status == Status.PASSED       # returned everything after all
     nothing = compare(fixture, {}, "converter", returns={"forward/output"})
     assert nothing.status == Status.SKIPPED and "returns none of this fixture's outputs" in nothing.message
+
+
+# -- digits: enough to tell expected from got ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype, most", [(np.float32, 9), (np.float64, 17)])
+def test_values_print_with_the_fewest_digits_that_tell_them_apart(dtype, most):
+    """At least seven significant digits; more only where seven would print two different values alike, and
+    never more than the dtype needs (9 for float32, 17 for float64)."""
+    from decimal import Decimal
+
+    from conformance.records import digits
+    rng = np.random.default_rng(3)
+    for value in rng.uniform(-2, 2, 200).astype(dtype):
+        for neighbour in (np.nextafter(value, dtype(np.inf)), value * dtype(1 + 1e-6), value):
+            shown = digits(float(value), float(neighbour))
+            assert (shown[0] == shown[1]) == (value == neighbour), shown
+            n = max(len(Decimal(s).normalize().as_tuple().digits) for s in shown)
+            assert n <= most, shown
+            if n > 7:  # one digit fewer would read alike
+                assert f"{float(value):.{n - 1}g}" == f"{float(neighbour):.{n - 1}g}", shown

@@ -97,7 +97,13 @@ def test_matching_failure_is_xfailed_with_reason_and_link(pytester, gallery, tmp
     assert records["lstm-basic"]["status"] == "xfailed"
     assert records["lstm-basic"]["message"] == (
         "A deliberate divergence for this test. (https://github.com/keras-team/keras/issues/19477)")
-    assert records["lstm-return-sequences"]["status"] == "failed"
+    # the ledger's reason and link are fields, and the failure it explains keeps its structure
+    explained = records["lstm-basic"]
+    assert {k: explained["ledger"][k] for k in ("entry", "reason", "link", "strict", "outcome")} == {
+        "entry": 1, "reason": "A deliberate divergence for this test.",
+        "link": "https://github.com/keras-team/keras/issues/19477", "strict": True, "outcome": "explained"}
+    assert explained["reason"] == explained["ledger"]["reason"] and explained["mismatches"]
+    assert records["lstm-return-sequences"]["status"] == "failed" and records["lstm-return-sequences"]["ledger"] is None
     result.stdout.fnmatch_lines(["*XFAIL*lstm-basic*A deliberate divergence for this test.*"])
 
 
@@ -117,6 +123,8 @@ def test_stale_entry_fails(pytester, gallery, tmp_path):
     result.assert_outcomes(passed=1, failed=1)
     assert records["lstm-basic"]["status"] == "failed"
     assert records["lstm-basic"]["message"].startswith("ledger entry is stale")
+    assert records["lstm-basic"]["ledger"]["outcome"] == "stale" and records["lstm-basic"]["reason"].startswith(
+        "ledger entry is stale: ledger entry 1")
     result.stdout.fnmatch_lines(["*ledger entry is stale*entry 1 (lstm-basic; impl ledger_impls:correct; mismatch)*"])
 
 
@@ -139,7 +147,8 @@ def test_an_error_entry_explains_only_the_error_its_message_names(pytester, gall
                         entry(impl="ledger_impls:raises", kind="error", message=r"another crash \(time_major\)"))
     result, records = run_suite(pytester, gallery, "ledger_impls:raises", "--ledger", path)
     result.assert_outcomes(failed=2)
-    assert records["lstm-basic"]["status"] == "failed" and records["lstm-basic"]["ledger_entry"] == 1
+    assert records["lstm-basic"]["status"] == "failed"
+    assert (records["lstm-basic"]["ledger"]["entry"], records["lstm-basic"]["ledger"]["outcome"]) == (1, "other-error")
     assert records["lstm-basic"]["message"].startswith("lstm-basic@"), records["lstm-basic"]
     result.stdout.fnmatch_lines(["*deliberate crash in ledger_impls.raises*",
                                  "*not the error ledger entry 1 (lstm-basic; *) explains: its message pattern*"])

@@ -17,6 +17,7 @@ import pytest
 
 from conformance import report
 from conformance.fixtures import list_fixtures
+from conformance.records import Record
 from conformance.reference import run as reference_run
 
 from conftest import REPO
@@ -89,7 +90,8 @@ def test_matrix_cells_follow_the_recorded_outcomes(matrix_inputs):
 
     # the ledger's xfail in env-a, the same case a failure in env-b (no ledger there)
     xfail = matrix.cell("lstm-return-sequences", "env-a", "report_impls:scaled")
-    assert xfail.status == "xfailed" and xfail.message == f"{REASON} ({LINK})"
+    assert xfail.status == "xfailed" and (xfail.message, xfail.link) == (REASON, LINK)
+    assert str(xfail.note) == f"{REASON} ({LINK})"
     assert matrix.cell("lstm-return-sequences", "env-b", "report_impls:scaled").status == "failed"
 
     # Unsupported is a skip with its reason; a crash is a failure without a max error
@@ -118,13 +120,13 @@ def test_markdown_and_html_render_every_cell(matrix_inputs, tmp_path):
     err = matrix.cell("lstm-basic", "env-b", "report_impls:scaled").max_abs_error
     fail_note = matrix.note_number(matrix.cell("lstm-basic", "env-b", "report_impls:scaled"))
     assert rows["lstm-basic"][2] == f"FAIL {err:.2g} [{fail_note}]"
-    assert "does not match Keras" in matrix.notes[fail_note - 1]
-    xfail_note = matrix.notes.index(f"{REASON} ({LINK})") + 1
+    assert "does not match Keras" in matrix.notes[fail_note - 1].text
+    xfail_note = matrix.notes.index(report.Note(REASON, LINK)) + 1
     assert rows["lstm-return-sequences"][0] == f"xfail [{xfail_note}]"
     assert f"{xfail_note}. {REASON} ([link]({LINK}))" in markdown
     skip_cell = rows["lstm-mask-trailing"][0]
     number = int(re.fullmatch(r"skip \[(\d+)\]", skip_cell).group(1))
-    assert "masking is not implemented" in matrix.notes[number - 1]
+    assert "masking is not implemented" in matrix.notes[number - 1].text
     assert "`numpy-reference` passed every fixture in all 2 envs" in markdown
 
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
@@ -156,23 +158,39 @@ def test_missing_or_bad_results_are_clear_errors(tmp_path, capsys):
         report.load_results(tmp_path)
 
 
-def test_a_malformed_case_is_named_not_a_traceback(tmp_path):
+def test_a_malformed_case_is_named_not_a_traceback(tmp_path, matrix_inputs):
+    _, results = matrix_inputs
+    good = json.loads((results / "env-a" / "summary.json").read_text())
+    del good["cases"][0]["status"]
     (tmp_path / "env").mkdir()
-    (tmp_path / "env" / "summary.json").write_text('{"cases": [{"fixture": "lstm-basic", "impl": "keras"}]}')
-    with pytest.raises(report.ReportError, match=r"env/summary.json: case 0 lacks fixture, impl or status"):
+    (tmp_path / "env" / "summary.json").write_text(json.dumps(good))
+    with pytest.raises(report.ReportError, match=r"env/summary.json: not a JSON summary of format 2 "
+                                                 r"\(summary.schema.json\): \$.cases\[0\]: 'status' is a required"):
         report.load_results(tmp_path)
 
 
-def test_cells_where_a_fixture_does_not_apply_leave_it_out_of_the_not_passing_table(tmp_path):
+def test_a_summary_of_the_previous_format_is_refused_by_name(tmp_path):
+    """Format 1 kept each message's first line only: its records cannot be read as structure."""
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "summary.json").write_text(json.dumps({"lstm_conformance": "0.1.0", "cases": [
+        {"fixture": "lstm-basic", "impl": "keras", "status": "passed", "message": "", "ledger_entry": None}]}))
+    with pytest.raises(report.ReportError, match=r"env/summary.json: a JSON summary of format 1 .*lstm-conformance "
+                                                 r"0.1.0.*reads format 2 only: rerun the suite"):
+        report.load_results(tmp_path)
+
+
+def test_cells_where_a_fixture_does_not_apply_leave_it_out_of_the_not_passing_table(tmp_path, matrix_inputs):
     """A skip recorded as n/a (applies_to, no Keras 2 file) is not a fixture failing to pass there."""
-    cases = [{"impl": "keras", "fixture": "a", "status": "passed"},
-             {"impl": "keras-load-h5", "fixture": "a", "status": "skipped", "not_applicable": True,
-              "message": "a: keras-load-h5: no Keras 2 model file is listed for this fixture"},
-             {"impl": "keras", "fixture": "b", "status": "skipped", "not_applicable": False,
-              "message": "b: keras: some library is missing"},
-             {"impl": "keras-load-h5", "fixture": "b", "status": "passed"}]
+    _, results = matrix_inputs
+    summary = json.loads((results / "env-a" / "summary.json").read_text())
+    cases = [Record("a", "keras", "passed"),
+             Record("a", "keras-load-h5", "skipped", "no Keras 2 model file is listed for this fixture",
+                    not_applicable=True),
+             Record("b", "keras", "skipped", "some library is missing"),
+             Record("b", "keras-load-h5", "passed")]
+    summary["cases"] = [{k: v for k, v in c.to_json().items() if k != "impl_info"} for c in cases]
     (tmp_path / "env1").mkdir()
-    (tmp_path / "env1" / "summary.json").write_text(json.dumps({"cases": cases}))
+    (tmp_path / "env1" / "summary.json").write_text(json.dumps(summary))
     matrix = report.build(report.load_results(tmp_path))
     assert matrix.differing() == ["b"]
     assert matrix.cell("a", "env1", "keras-load-h5").not_applicable
