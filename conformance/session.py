@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__, ledger, mistakes, registry
 from .errors import FixtureError
 from .fixtures import Fixture, list_fixtures, select
-from .options import fixtures_dir, per_fixture_timeout, shown_env
+from .options import explicit_timeout, fixtures_dir, per_fixture_timeout, scaled_timeout, shown_env
 from .suite import Case, judge
 from .verdict import Status, Verdict
 
@@ -51,11 +51,12 @@ class Session:
     timeout: float
     ledger: list[ledger.Entry]
     ledger_path: str | None
+    explicit_timeout: bool = False     # --impl-timeout or the variable: used as given, not scaled
 
     @classmethod
     def open(cls, impl: Iterable[str] = (), fixtures_dir: str | None = None, fixture_id: Iterable[str] = (),
              fixture_tag: Iterable[str] = (), impl_timeout: float | None = None, ledger: str | None = None,
-             no_ledger: bool = False, **_other) -> "Session":
+             no_ledger: bool = False, isolate: bool | None = None, **_other) -> "Session":
         """The run these options describe; UsageError (one message, before anything runs) if they cannot."""
         try:
             timeout = per_fixture_timeout(impl_timeout)
@@ -69,8 +70,14 @@ class Session:
             raise UsageError(str(exc)) from None
         fixture_id, fixture_tag = list(fixture_id), list(fixture_tag)
         chosen, errors = _choose(listing, fixture_id, fixture_tag)
-        impls = _implementations(impl)
-        return cls(root, chosen, errors, listing.set_digest, impls, timeout, entries, ledger_path)
+        impls = [registry.isolated(i) if (registry.third_party(i) if isolate is None else isolate) else i
+                 for i in _implementations(impl)]
+        return cls(root, chosen, errors, listing.set_digest, impls, timeout, entries, ledger_path,
+                   explicit_timeout(impl_timeout))
+
+    def case_timeout(self, case: Case) -> float:
+        """This case's timeout: as given, or the default scaled with the fixture's declared size."""
+        return scaled_timeout(self.timeout, getattr(case.fixture, "meta", {}), self.explicit_timeout)
 
     @property
     def cases(self) -> list[Case]:
@@ -88,15 +95,17 @@ class Session:
             if not load:
                 lines.append(f"  implementation {impl.name} = {impl.value} (loaded in the workers)")
                 continue
-            lines.append(f"  implementation {impl.name} {describe(impl.info())} = {impl.value}")
+            where = " (isolated)" if _isolated(impl) else ""
+            lines.append(f"  implementation {impl.name} {describe(impl.info())} = {impl.value}{where}")
         env = shown_env()
         lines.append("  env: " + (" ".join(f"{k}={v}" for k, v in env.items()) or "(none of the suite's variables set)"))
-        lines.append(f"  per-fixture timeout {self.timeout:g} s")
+        lines.append(f"  per-fixture timeout {self.timeout:g} s" + ("" if self.explicit_timeout else
+                     " plus 1 s per 1000 values the fixture declares"))
         return lines
 
     def run(self, case: Case, diagnose=None) -> tuple[Verdict, dict]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
-        verdict = judge(case, self.timeout, diagnose or mistakes.diagnose)
+        verdict = judge(case, self.case_timeout(case), diagnose or mistakes.diagnose)
         try:
             keras_version, backend = case.impl.keras_semantics()
         except Exception:  # noqa: BLE001 - an implementation that cannot load has no Keras semantics
@@ -123,6 +132,11 @@ class Session:
             "impl_info": info,
         }
         return verdict, record
+
+
+def _isolated(impl) -> bool:
+    from .isolation import isolated_loader
+    return getattr(impl._loader, "__qualname__", "").startswith(isolated_loader.__name__)
 
 
 def _size(fixture) -> int | None:
