@@ -335,6 +335,13 @@ def cmd_run(args) -> int:
     print("\n".join(run.header_lines()))
     started = time.perf_counter()
     results = Results(run)
+    results.selected = [case.id for case in run.cases]
+    if args.conformance_json:  # written first too: a process killed mid-run leaves every case listed as not run
+        try:
+            results.write_json(args.conformance_json)
+        except session.SummaryError as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 1
     for case in run.cases:
         verdict, record = run.run(case)
         results.add(record)

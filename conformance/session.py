@@ -133,6 +133,15 @@ class Session:
         }
         return verdict, record
 
+    def crash_record(self, case: Case, message: str) -> dict:
+        """The record of a case whose process died under it (pytest-xdist's crashed worker): ``crashed``."""
+        verdict = Verdict(Status.CRASHED, message)
+        return {"impl": case.impl.name, "fixture": case.fixture_name, "digest": getattr(case.fixture, "digest", None),
+                "status": Status.CRASHED.value, "message": verdict.headline, "max_abs_error": None, "mismatched": [],
+                "not_applicable": False, "diagnosis": [], "layer": getattr(case.fixture, "layer", None),
+                "tags": list(getattr(case.fixture, "tags", ())), "size": _size(case.fixture), "keras_version": None,
+                "backend": None, "ledger_entry": None, "impl_notes": None, "impl_info": {}}
+
 
 def _isolated(impl) -> bool:
     from .isolation import isolated_loader
@@ -243,6 +252,12 @@ class Results:
     def __init__(self, session: Session):
         self.session = session
         self.records: list[dict] = []
+        self.selected: list[str] | None = None  # the case ids the run selected (None: not known yet)
+
+    def not_run(self) -> list[str]:
+        """Selected cases with no record: a run that ends with any is incomplete, and fails (SPEC 13.2)."""
+        done = {f"{r['impl']}-{r['fixture']}" for r in self.records}
+        return [cid for cid in self.selected or () if cid not in done]
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -260,7 +275,9 @@ class Results:
 
     @property
     def bad(self) -> int:
-        return sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR, Status.CRASHED))
+        """Failed, error and crashed cases, and every selected case that has no record."""
+        return (sum(1 for r in self.records if r["status"] in (Status.FAILED, Status.ERROR, Status.CRASHED))
+                + len(self.not_run()))
 
     def unmatched_ledger(self) -> list[ledger.Entry]:
         """Entries whose condition (impl, Keras version, backend) held for a case that ran, yet matched no case.
@@ -295,6 +312,10 @@ class Results:
             lines.append(f"{short_name(name, w):{w}} " + " ".join(f"{counts[s.value]:8}" for s in statuses))
             for reason, n in reasons.get(name, Counter()).most_common():
                 lines.append(f"    skipped {n}x: {reason}")
+        missing = self.not_run()
+        if missing:
+            lines.append(f"INCOMPLETE: {len(missing)} selected case{'s' * (len(missing) != 1)} never reported: "
+                         + ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""))
         return lines
 
     def summary(self) -> dict:
@@ -302,6 +323,7 @@ class Results:
         return {"lstm_conformance": __version__, "fixtures_dir": str(s.root), "fixture_set": s.set_digest,
                 "implementations": self.implementations(), "env": shown_env(),
                 "cases": [{k: v for k, v in r.items() if k != "impl_info"} for r in self.sorted_records()],
+                "complete": not self.not_run(), "not_run": self.not_run(),
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
     def write_json(self, path: str | os.PathLike) -> Path:
