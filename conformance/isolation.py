@@ -99,7 +99,7 @@ class Worker:
     def ask(self, header: dict, timeout: float, doing: str) -> tuple[dict, bytes] | dict:
         if self.proc is None:
             self.start()
-        data = json.dumps(header).encode()
+        data = json.dumps(header, default=str).encode()
         try:
             os.write(self.send_fd, FRAME.pack(len(data), 0) + data)
             deadline = time.monotonic() + timeout
@@ -213,7 +213,8 @@ class IsolatedRun:
         if self.worker.proc is None:  # a fresh child after a timeout or a crash
             self.worker.start()
         reply, body = self.worker.ask({"op": "call", "method": method, "fixture": str(fixture.path),
-                                       "digest": fixture.digest, "timeout": timeout}, timeout, f"running {method}()")
+                                       "digest": fixture.digest, "meta": fixture.meta, "timeout": timeout},
+                                      timeout, f"running {method}()")
         self._info = reply.get("info", self._info)
         if reply.get("notes") is not None:
             self._notes[fixture.id] = reply["notes"]
@@ -327,13 +328,11 @@ def _child(recv_fd: int, send_fd: int) -> None:
         try:
             key = (request["fixture"], request["digest"])
             if case is None or case[0] != key or request["method"] == "supports":
-                from .fixtures import load_fixture
+                from .fixtures import Fixture
                 if case is not None:
                     case[1].release()
-                fixture = load_fixture(Path(request["fixture"]))
-                if fixture.digest != request["digest"]:
-                    raise FixtureError(request["fixture"], "the fixture changed on disk during the run")
-                case = (key, fixture.isolated())
+                # the parent's metadata, as it listed it; the arrays are read here and checked against it
+                case = (key, Fixture(Path(request["fixture"]), request["meta"]).isolated())
             private = case[1]
             private.timeout = request["timeout"]
             value = getattr(run, request["method"])(private) if request["method"] != "run" else run(private)

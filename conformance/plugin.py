@@ -164,8 +164,8 @@ class _Gatherer:
         if path:
             try:
                 results.write_json(path)
-            except SummaryError as exc:
-                self.config.stash[JSON_ERROR] = str(exc)
+            except SummaryError:
+                pass  # reported once, by the write at the end (pytest_sessionfinish), after the table
 
     def pytest_collection_finish(self, session):
         self._selected([item.nodeid for item in session.items])
