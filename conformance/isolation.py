@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import select
 import signal
@@ -272,10 +273,13 @@ def decode(entry, body: bytes, offset: list | None = None):
     if "object_array" in entry:
         return np.empty(tuple(int(d) for d in entry["object_array"]), dtype=object)
     if "array" in entry:
-        dtype, shape, size = np.dtype(str(entry["array"][0])), tuple(int(d) for d in entry["array"][1]), int(entry["array"][2])
-        if dtype.hasobject or size != dtype.itemsize * int(np.prod(shape)) or offset[0] + size > len(body):
+        spelled, dims, size = entry["array"]
+        dtype, shape, size = np.dtype(str(spelled)), tuple(int(d) for d in dims), int(size)
+        count = math.prod(shape)
+        fits = min(shape, default=0) >= 0 and size == dtype.itemsize * count and offset[0] + size <= len(body)
+        if dtype.hasobject or not fits:
             raise ImplementationError(f"its worker process sent a malformed array ({dtype}, {shape}, {size} bytes)")
-        array = np.frombuffer(body, dtype, int(np.prod(shape)), offset[0]).reshape(shape).copy()
+        array = np.frombuffer(body, dtype, count, offset[0]).reshape(shape).copy()
         offset[0] += size
         return array
     return _named(entry.get("object", "object"))

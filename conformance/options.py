@@ -14,8 +14,8 @@ ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
 ENV_FIXTURES = "LSTM_CONFORMANCE_FIXTURES"
 ENV_TIMEOUT = "LSTM_CONFORMANCE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0
-# the default timeout grows with the fixture: 1 s more per 1000 values its arrays declare (SPEC 7.4), so the
-# scale family gets minutes on a loaded machine; an explicit --impl-timeout or $LSTM_CONFORMANCE_TIMEOUT is used as given
+# the default timeout grows with the fixture: 1 s more per 1000 values its arrays declare (SPEC 7.3), so the
+# scale family gets minutes on a loaded machine; an explicit --impl-timeout or $LSTM_CONFORMANCE_TIMEOUT is as given
 SECONDS_PER_VALUE = 1e-3
 # environment variables a case may depend on: shown in the header, recorded in the JSON summary
 ENV_SHOWN = (ENV_IMPL, ENV_FIXTURES, ENV_TIMEOUT, "KERAS_BACKEND", "TF_USE_LEGACY_KERAS")

@@ -189,7 +189,8 @@ def test_default_timeout_scales_with_the_fixture(gallery):
     by_id = {f.id: f for f in gallery}
     small, big = by_id["lstm-units1"].meta, by_id["scale-lstm-128u-500t"].meta
     values = sum(math.prod(s["shape"]) for s in big["arrays"].values())
-    assert scaled_timeout(DEFAULT_TIMEOUT_S, big, False) == pytest.approx(DEFAULT_TIMEOUT_S + SECONDS_PER_VALUE * values)
+    expected = DEFAULT_TIMEOUT_S + SECONDS_PER_VALUE * values
+    assert scaled_timeout(DEFAULT_TIMEOUT_S, big, False) == pytest.approx(expected)
     assert scaled_timeout(DEFAULT_TIMEOUT_S, big, False) > 2 * DEFAULT_TIMEOUT_S
     assert scaled_timeout(DEFAULT_TIMEOUT_S, small, False) < DEFAULT_TIMEOUT_S + 1
     assert scaled_timeout(5.0, big, True) == 5.0
