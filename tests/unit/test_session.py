@@ -145,7 +145,7 @@ def scaled(fixture):
 def test_cli_run_takes_exactly_the_plugin_options():
     run_parser = cli.parser()._subparsers._group_actions[0].choices["run"]
     flags = {s for a in run_parser._actions for s in a.option_strings} - {"-h", "--help"}
-    assert flags == {flag for flag, _ in OPTIONS}
+    assert flags == {flag for flag, _ in OPTIONS} | {"--no-isolate"}  # --isolate's negation (BooleanOptionalAction)
 
 
 def test_cli_run_and_pytest_give_the_same_json_with_the_ledger_applied(tmp_path, monkeypatch, capsys):
