@@ -23,6 +23,7 @@ from .compare import close
 from .families import FAMILIES, conv_lstm
 from .records import Diagnosis
 from .reference import Overrides
+from .tolerance import port_dtype
 
 LSTM_ORDER = FAMILIES["LSTM"].gates
 GRU_ORDER = FAMILIES["GRU"].gates
@@ -168,16 +169,32 @@ def _no_bias(name, value):
 
 
 def _forget_bias_twice(problem):
-    """The port adds its own forget bias of 1 on top of Keras's (TF1's ``forget_bias=1.0``)."""
+    """The port adds its own forget bias of 1 on top of Keras's (TF1's ``forget_bias=1.0``), also on a layer with
+    ``use_bias=False`` (TF1 adds it to the forget pre-activation whether or not the layer has a bias)."""
     def change(name, value):
         blocks = problem.gates.get(name)
         if name.rsplit("/", 1)[-1] != "bias" or not blocks or "f" not in blocks:
             return None
         start, stop = blocks["f"]
-        value = value.copy()
+        value = value.astype(np.result_type(value, port_dtype(problem.config)))  # a float64 layer adds in float64
         value[..., start:stop] += 1.0
         return value
-    return _weights(problem, change)
+    changed = _weights(problem, change)
+    unbiased = any("f" in FAMILIES[layer].gates and not config.get("use_bias", True)
+                   for layer, config in zip(_sublayers(problem), _configs(problem)) if layer in FAMILIES)
+    return (changed or problem).overridden(cell=_forget_bias_without_bias) if unbiased else changed
+
+
+def _forget_bias_without_bias(fam):
+    """Overrides.cell: a layer without a bias (whose reference bias is zeros) with 1 on its forget pre-activation."""
+    if "f" not in fam.gates:
+        return fam.cell
+
+    def cell(x, states, w, act, rec_act, config):
+        if not config.get("use_bias", True):
+            w = {**w, "bias": {**w["bias"], "f": w["bias"]["f"] + 1.0}}
+        return fam.cell(x, states, w, act, rec_act, config)
+    return cell
 
 
 def _gru_bias_rows_swapped(problem):
