@@ -22,10 +22,12 @@ def _activation(spec):
     return lambda x: ACTIVATIONS[spec["name"]](x, **params)
 
 
-def lstm(fixture, forget_bias=0.0, cell_clip=None, last_after_flip=False, mask_output_only=False):
-    """The LSTM layer of ``fixture``, in the fixture's dtype (float32 unless the layer is float64)."""
+def lstm(fixture, forget_bias=0.0, cell_clip=None, last_after_flip=False, mask_output_only=False, dtype=None,
+         trace=False):
+    """The LSTM layer of ``fixture``, in ``dtype`` (default the fixture's: float32 unless the layer is float64),
+    with the per-step trace (gates after activation, states after the step, in processing order) if asked."""
     config, w, inputs = fixture.config, fixture.weights, fixture.inputs
-    dtype = np.float64 if config.get("dtype") == "float64" else np.float32
+    dtype = dtype or (np.float64 if config.get("dtype") == "float64" else np.float32)
     units = int(config["units"])
     act = _activation(fixture.activations["activation"])
     rec_act = _activation(fixture.activations["recurrent_activation"])
@@ -38,7 +40,7 @@ def lstm(fixture, forget_bias=0.0, cell_clip=None, last_after_flip=False, mask_o
     c = np.asarray(inputs.get("initial_state_c", np.zeros((batch, units))), np.float64)
     mask = np.asarray(inputs.get("mask", np.ones((batch, steps))), bool)
     order = range(steps - 1, -1, -1) if config.get("go_backwards") else range(steps)
-    out, outputs = np.zeros((batch, units)), []
+    out, outputs, steps_seen = np.zeros((batch, units)), [], {}
     for t in order:
         z = x[:, t] @ kernel + h @ recurrent + bias
         i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))
@@ -52,6 +54,9 @@ def lstm(fixture, forget_bias=0.0, cell_clip=None, last_after_flip=False, mask_o
         else:
             h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
         out = np.where(keep, h_new, np.zeros_like(out) if config.get("zero_output_for_mask") else out)
+        seen = {"i": rec_act(i), "f": rec_act(f), "c_tilde": act(g), "o": rec_act(o), "c": c, "h": h}
+        for name, value in seen.items():
+            steps_seen.setdefault(name, []).append(value)
         outputs.append(out)
     sequence = np.stack(outputs, axis=1)
     if last_after_flip:        # flipped back to input order, then the "last" step taken: the first one processed
@@ -59,12 +64,20 @@ def lstm(fixture, forget_bias=0.0, cell_clip=None, last_after_flip=False, mask_o
     else:
         last = outputs[-1]
     result = {"output": sequence if config.get("return_sequences") else last, "state_h": h, "state_c": c}
-    return {k: v.astype(dtype) for k, v in result.items()}
+    if trace:
+        result["trace"] = {name: np.stack(values, axis=1) for name, values in steps_seen.items()}
+    return {k: ({n: t.astype(dtype) for n, t in v.items()} if k == "trace" else v.astype(dtype))
+            for k, v in result.items()}
 
 
 def run_tf1_forget_bias(fixture):
     """TF1's LSTMCell(forget_bias=1.0): 1 added to the forget pre-activation, bias or no bias."""
     return lstm(fixture, forget_bias=1.0)
+
+
+def run_tf1_forget_bias_float32_with_trace(fixture):
+    """TF1's forget bias, computed and returned in float32 whatever the layer's dtype, with the trace."""
+    return lstm(fixture, forget_bias=1.0, dtype=np.float32, trace=True)
 
 
 def run_last_after_flip(fixture):

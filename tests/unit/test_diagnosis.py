@@ -370,3 +370,15 @@ def test_tf1_forget_bias_is_named_also_on_a_layer_without_a_bias():
     failing = _named_where_it_shows(SLIPS.run_tf1_forget_bias, "forget-bias-twice",
                                     {"lstm-no-bias", "lstm-no-bias-initial-state", "lstm-seed-question"})
     assert len(failing) > 10
+
+
+def test_the_trace_of_a_float32_port_on_a_float64_layer_names_the_gate_that_really_differs():
+    """Every gate of a float32 trace is off by float32 rounding at the float64 tolerance: the line names the gate
+    the mistake changed (TF1's forget bias: 'f', at the first step), not the first gate in computation order."""
+    fixture = FIXTURES["lstm-float64-sequences"]
+    verdict = _verdict(fixture, SLIPS.run_tf1_forget_bias_float32_with_trace)
+    trace = next(line.strip() for line in verdict.message.splitlines() if line.strip().startswith("trace:"))
+    assert trace.startswith("trace: first diverging gate is 'f' at timestep 0 "), trace
+    correct = SLIPS.lstm(fixture.isolated(), dtype=np.float32, trace=True)   # rounding only: still localised
+    verdict = compare(fixture, correct, "port", "1.0", "repro-command", diagnose)
+    assert verdict.status == Status.FAILED and "trace: first diverging gate is 'i' at timestep 0" in verdict.message
