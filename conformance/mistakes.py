@@ -258,6 +258,18 @@ def _go_backwards_flipped_back(layer, config, inputs, result):
     return result
 
 
+def _go_backwards_last_after_flip_back(layer, config, inputs, result):
+    """The sequence flipped back to input order, then its last step taken: the output after the FIRST processed
+    step (input step T-1; zeros where that step is masked, since no output precedes it)."""
+    if config.get("go_backwards") and not config.get("return_sequences"):
+        first = result["trace"]["h"][:, 0]
+        if inputs.get("mask") is not None:
+            keep = np.asarray(inputs["mask"], bool)[:, -1].reshape((-1,) + (1,) * (first.ndim - 1))
+            first = np.where(keep, first, 0.0)
+        result = {**result, "output": first}
+    return result
+
+
 def _h0_at_leading_masked_steps(layer, config, inputs, result):
     """Leading masked steps (in processing order) output h0 where Keras outputs zeros."""
     h0, mask = inputs.get("initial_state_h"), inputs.get("mask")
@@ -495,6 +507,12 @@ def _build() -> list[Mistake]:
                 _override(lambda p: option("go_backwards")(p) and option("return_sequences")(p),
                           after_layer=_go_backwards_flipped_back),
                 "lstm-go-backwards-sequences"),
+        Mistake("go-backwards-last-after-flip-back", "the go_backwards last output taken after flipping the "
+                "sequence back to input order: the output of the first step processed, input step T-1 (Keras "
+                "returns the last processed, input step 0)",
+                _override(lambda p: any(c.get("go_backwards") and not c.get("return_sequences") for c in _configs(p)),
+                          after_layer=_go_backwards_last_after_flip_back),
+                "lstm-go-backwards"),
         Mistake("go-backwards-ignored", "go_backwards ignored (the sequence processed forwards)",
                 _override(option("go_backwards"), before_layer=_config({"go_backwards": False})), "lstm-go-backwards"),
         Mistake("masked-output-zeros", "zeros output at masked steps instead of the previous output",

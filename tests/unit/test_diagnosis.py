@@ -382,3 +382,11 @@ def test_the_trace_of_a_float32_port_on_a_float64_layer_names_the_gate_that_real
     correct = SLIPS.lstm(fixture.isolated(), dtype=np.float32, trace=True)   # rounding only: still localised
     verdict = compare(fixture, correct, "port", "1.0", "repro-command", diagnose)
     assert verdict.status == Status.FAILED and "trace: first diverging gate is 'i' at timestep 0" in verdict.message
+
+
+def test_go_backwards_last_output_taken_after_flipping_back_is_named():
+    failing = _named_where_it_shows(SLIPS.run_last_after_flip, "go-backwards-last-after-flip-back",
+                                    {"lstm-go-backwards", "lstm-go-backwards-return-state",
+                                     "lstm-mask-go-backwards-last"})
+    assert all(FIXTURES[fid].config.get("go_backwards") and not FIXTURES[fid].config.get("return_sequences")
+               for fid in failing), failing
