@@ -270,6 +270,31 @@ def _go_backwards_last_after_flip_back(layer, config, inputs, result):
     return result
 
 
+OUTPUT_MASK = "mask (output only)"   # where _mask_to_output_only keeps the mask the layer no longer reads
+
+
+def _mask_to_output_only(layer, config, inputs):
+    """The layer computes every step (the mask moved where ``forward`` does not read it, for ``_masked_output``)."""
+    if "mask" in inputs:
+        inputs = {**{k: v for k, v in inputs.items() if k != "mask"}, OUTPUT_MASK: inputs["mask"]}
+    return config, inputs
+
+
+def _masked_output(layer, config, inputs, result):
+    """The outputs masked as Keras masks them, from every step's h (the trace: states never held)."""
+    if OUTPUT_MASK not in inputs:
+        return result
+    h = result["trace"]["h"]                                  # (batch, steps, ...), in processing order
+    mask = np.asarray(inputs[OUTPUT_MASK], bool)
+    mask = mask[:, ::-1] if config.get("go_backwards") else mask
+    previous, outputs = np.zeros_like(h[:, 0]), []
+    for k in range(h.shape[1]):
+        keep = mask[:, k].reshape((-1,) + (1,) * (h.ndim - 2))
+        previous = np.where(keep, h[:, k], 0.0 if config.get("zero_output_for_mask") else previous)
+        outputs.append(previous)
+    return {**result, "output": np.stack(outputs, axis=1) if config.get("return_sequences") else outputs[-1]}
+
+
 def _h0_at_leading_masked_steps(layer, config, inputs, result):
     """Leading masked steps (in processing order) output h0 where Keras outputs zeros."""
     h0, mask = inputs.get("initial_state_h"), inputs.get("mask")
@@ -524,6 +549,10 @@ def _build() -> list[Mistake]:
                 _override(lambda p: _masked(p) and (_has_initial_state(p) or bool(p.calls)),
                           after_layer=_h0_at_leading_masked_steps),
                 "lstm-mask-leading-initial-state"),
+        Mistake("mask-output-only", "the mask applied to the output only: masked steps repeat the previous "
+                "output but still advance the states (Keras holds h and c there)",
+                _override(_masked, before_layer=_mask_to_output_only, after_layer=_masked_output),
+                "lstm-mask-middle"),
         Mistake("mask-ignored", "the mask ignored", _override(_masked, before_layer=_drop_inputs("mask")), "lstm-mask-trailing"),
         Mistake("initial-state-ignored", "the initial state ignored (zeros used)",
                 _override(_has_initial_state, before_layer=_drop_inputs("initial_state_")), "lstm-initial-state"),

@@ -390,3 +390,9 @@ def test_go_backwards_last_output_taken_after_flipping_back_is_named():
                                      "lstm-mask-go-backwards-last"})
     assert all(FIXTURES[fid].config.get("go_backwards") and not FIXTURES[fid].config.get("return_sequences")
                for fid in failing), failing
+
+
+def test_the_mask_applied_to_the_output_only_is_named():
+    failing = _named_where_it_shows(SLIPS.run_mask_output_only, "mask-output-only",
+                                    {"lstm-mask-middle", "lstm-mask-leading-initial-state"})
+    assert all("mask" in FIXTURES[fid].inputs for fid in failing), failing
