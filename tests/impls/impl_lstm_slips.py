@@ -85,9 +85,9 @@ def run_last_after_flip(fixture):
     return lstm(fixture, last_after_flip=bool(fixture.config.get("go_backwards")))
 
 
-def run_cell_clip_3(fixture):
-    """TFLite's LSTM with ``cell_clip=3``: the cell state clipped to [-3, 3] at every step."""
-    return lstm(fixture, cell_clip=3.0)
+def run_cell_clip(clip: float):
+    """TFLite's LSTM with ``cell_clip=clip``: the cell state clipped to [-clip, clip] at every step."""
+    return lambda fixture: lstm(fixture, cell_clip=clip)
 
 
 def run_mask_output_only(fixture):

@@ -396,3 +396,11 @@ def test_the_mask_applied_to_the_output_only_is_named():
     failing = _named_where_it_shows(SLIPS.run_mask_output_only, "mask-output-only",
                                     {"lstm-mask-middle", "lstm-mask-leading-initial-state"})
     assert all("mask" in FIXTURES[fid].inputs for fid in failing), failing
+
+
+@pytest.mark.parametrize("clip", [0.5, 0.8])
+def test_a_clipped_cell_state_is_named_with_the_clip_read_from_the_port(clip):
+    """The clip is not the catalogue port's own (mistakes.CELL_CLIP): the diagnosis reads it from what was returned."""
+    assert clip != mistakes.CELL_CLIP
+    failing = _named_where_it_shows(SLIPS.run_cell_clip(clip), "cell-clipped", {"lstm-saturated"})
+    assert len(failing) > 3, failing
