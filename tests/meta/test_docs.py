@@ -68,3 +68,91 @@ def test_readme_port_skeleton_skips_what_it_does_not_implement(gallery):
     stateful = [f.id for f in gallery if f.meta.get("calls") and f.layer == "LSTM"]
     assert stateful and all("stateful" in verdicts[fid].message for fid in stateful)
     assert sum(v.status == "passed" for v in verdicts.values()) > 20
+
+
+# -- README: short lines, commands that parse, links that resolve, figures at today's gallery size ---------
+
+DOCS = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def _sh_commands(text: str) -> list[list[str]]:
+    """Every command of the ```sh blocks, split into words (comments dropped, `&&` chains cut apart)."""
+    import shlex
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            while words:
+                cut = words.index("&&") if "&&" in words else len(words)
+                commands.append(words[:cut])
+                words = words[cut + 1:]
+    return commands
+
+
+README_COMMANDS = _sh_commands((REPO / "README.md").read_text())
+
+
+def test_readme_lines_fit_in_120_characters():
+    long = [n for n, line in enumerate((REPO / "README.md").read_text().splitlines(), 1) if len(line) > 120]
+    assert not long, f"README.md lines over 120 characters: {long}"
+
+
+@pytest.mark.parametrize("words", [c for c in README_COMMANDS if c[0] == "lstm-conformance"], ids=" ".join)
+def test_readme_cli_commands_parse(words):
+    from conformance.cli import parser
+    top = parser()
+    try:
+        args, unknown = top.parse_known_args(words[1:])
+    except SystemExit as exc:
+        pytest.fail(f"README command does not parse (exit {exc.code}): {' '.join(words)}")
+    assert not unknown, f"unrecognized arguments {unknown} in README command: {' '.join(words)}"
+
+
+@pytest.mark.parametrize("words", [c for c in README_COMMANDS if c[0].endswith("pytest")], ids=" ".join)
+def test_readme_pytest_commands_parse(words):
+    """pytest's own parser, with every plug-in the command names (``--help``: nothing is collected or run)."""
+    import subprocess
+    import sys
+    # README's placeholders (a user's folder, a user's port) stand for real ones; every option is parsed as written
+    real = {"DIR": str(REPO / "fixtures"), "my-port": "numpy-reference", "my_port:run": "conformance.reference:run",
+            "cmd:./my-engine": "numpy-reference"}
+    args = [real.get(w, w) for w in words[1:]]
+    done = subprocess.run([sys.executable, "-m", "pytest", *args, "--help", "-p", "no:cacheprovider"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(words)}: exit {done.returncode}\n{done.stderr[-2000:]}"
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert ci[-1] == "tox"  # .ci/run ends with the plain default envlist
+    assert ["tox"] in README_COMMANDS, "README does not give `tox` (what .ci/run runs) as the test command"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(doc):
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a URL
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            broken.append(target)
+        elif anchor and file.suffix == ".md":
+            headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", file.read_text(), flags=re.M)}
+            if anchor not in headings:
+                broken.append(target)
+    assert not broken, f"{doc.relative_to(REPO)}: links that resolve to nothing: {broken}"
+
+
+GALLERY_SIZE = re.compile(r"(?:\bat|×|\bof|\bover) (\d+) fixtures|(\d+)[- ]fixture gallery|\((\d+) fixtures\)")
+
+
+def test_readme_figures_are_at_the_gallery_size_counted_now(gallery):
+    readme = (REPO / "README.md").read_text()
+    figures = re.search(r"^## Measured figures.*?(?=^## )", readme, flags=re.M | re.S).group(0)
+    sizes = {int(next(g for g in m if g)) for m in GALLERY_SIZE.findall(readme)}
+    assert sizes == {len(gallery)}, f"README quotes gallery sizes {sorted(sizes)}; the gallery has {len(gallery)}"
+    assert GALLERY_SIZE.search(figures), "README's measured figures do not say the gallery size"
+    assert f"**{len(gallery)} seeded fixtures" in readme
