@@ -127,7 +127,8 @@ def run_case(item, case):
 def pytest_runtest_makereport(item, call):
     report = yield
     record = item.stash.get(RECORD, None)
-    if record is not None and call.when == "call":
+    # on the call's report, or on the setup's when the case is an error (``conformance_verdict`` failed it)
+    if record is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
         setattr(report, REPORT_ATTR, record)
         setattr(report, LOOKUPS_ATTR, item.stash.get(LOOKUPS, []))
     return report
