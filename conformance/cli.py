@@ -338,6 +338,12 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     results = Results(run)
     progress = Progress()
+    results.selected = [case.id for case in run.cases]
+    if args.conformance_json:  # written first too: a process killed mid-run leaves every case listed as not run
+        try:
+            results.write_json(args.conformance_json)
+        except session.SummaryError:
+            pass  # reported once, by the write at the end, after the table
     for case in run.cases:
         cache.take_lookups()
         verdict, record = run.run(case)

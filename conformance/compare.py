@@ -181,6 +181,14 @@ def _trace_axes(fixture) -> str:
     return "(batch, time, units)" if len(axes) == 3 else "(" + ", ".join(axes) + ")"
 
 
+def _within_rounding(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Where a trace returned in a coarser dtype than the fixture's (float32 for a float64 layer) is off by no more
+    than storing the expected value in that dtype (one unit roundoff, doubled): not where the computation diverged."""
+    if got.dtype.kind != "f" or want.dtype.kind != "f" or got.dtype.itemsize >= want.dtype.itemsize:
+        return np.zeros(got.shape, bool)
+    return np.abs(got.astype(np.float64) - want) <= np.finfo(got.dtype).eps * np.abs(want)
+
+
 def trace_of(fixture, trace) -> Trace | None:
     """What the implementation's trace says: the first (gate, step, batch row) leaving the fixture's trace,
     and every entry that could not be compared, so a wrong name or layout is never taken for agreement."""
@@ -193,7 +201,7 @@ def trace_of(fixture, trace) -> Trace | None:
     for name in trace:
         if name not in expected:
             problems.setdefault("unknown name", []).append(repr(name))
-    compared, first = [], None
+    compared, first, first_rounded = [], None, None
     for gate in _trace_order(g for g in expected if g in trace):
         got, want = trace[gate], expected[gate]
         problem = _trace_problem(got, want)
@@ -204,8 +212,14 @@ def trace_of(fixture, trace) -> Trace | None:
         bad = ~close(got, want, fixture.tolerance)
         if bad.any():
             index = _first_bad_in_time(bad)
-            if first is None or index[1] < first[1][1]:  # a tie keeps the gate computed first
+            if first_rounded is None or index[1] < first_rounded[1][1]:  # a tie keeps the gate computed first
+                first_rounded = (gate, index)
+        bad &= ~_within_rounding(got, want)
+        if bad.any():
+            index = _first_bad_in_time(bad)
+            if first is None or index[1] < first[1][1]:
                 first = (gate, index)
+    first = first or first_rounded   # where every entry is off by its dtype's rounding only, that rounding
     found = Trace(compared=tuple(compared),
                   not_compared=tuple((why, tuple(names)) for why, names in problems.items()),
                   wanted=_expected_trace(expected, _trace_axes(fixture)) if problems else "")

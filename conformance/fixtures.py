@@ -97,6 +97,8 @@ class Fixture:
     arrays are not writeable, so one implementation cannot corrupt the next.
     """
 
+    timeout: float | None = None  # the seconds this case's run() has; the suite sets it on each case's copy
+
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path)
         self.meta = meta

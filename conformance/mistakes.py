@@ -23,6 +23,7 @@ from .compare import close
 from .families import FAMILIES, conv_lstm
 from .records import Diagnosis
 from .reference import Overrides
+from .tolerance import port_dtype
 
 LSTM_ORDER = FAMILIES["LSTM"].gates
 GRU_ORDER = FAMILIES["GRU"].gates
@@ -94,10 +95,17 @@ class Mistake:
     description: str                            # completes "matches the reference computed with ..."
     transform: Callable[[Problem], Problem | None]  # None: the mistake does not apply to this fixture
     fixture: str                                # the gallery fixture tagged to catch it
+    # the same mistake with its parameter read from the port's result (None: it has no parameter, or the result
+    # does not show one); the diagnosis recomputes it so, the catalogue's own port uses ``transform``
+    fit: Callable[[object, Mapping], "Mistake | None"] | None = None    # (fixture, result) -> the fitted mistake
 
     def outputs(self, fixture) -> dict | None:
         problem = self.transform(Problem.of(fixture))
         return None if problem is None else problem.outputs()
+
+    def fitted(self, fixture, result: Mapping | None) -> "Mistake":
+        found = None if self.fit is None or result is None else self.fit(fixture, result)
+        return found or self
 
 
 # -- transformations -------------------------------------------------------------------------------
@@ -168,16 +176,32 @@ def _no_bias(name, value):
 
 
 def _forget_bias_twice(problem):
-    """The port adds its own forget bias of 1 on top of Keras's (TF1's ``forget_bias=1.0``)."""
+    """The port adds its own forget bias of 1 on top of Keras's (TF1's ``forget_bias=1.0``), also on a layer with
+    ``use_bias=False`` (TF1 adds it to the forget pre-activation whether or not the layer has a bias)."""
     def change(name, value):
         blocks = problem.gates.get(name)
         if name.rsplit("/", 1)[-1] != "bias" or not blocks or "f" not in blocks:
             return None
         start, stop = blocks["f"]
-        value = value.copy()
+        value = value.astype(np.result_type(value, port_dtype(problem.config)))  # a float64 layer adds in float64
         value[..., start:stop] += 1.0
         return value
-    return _weights(problem, change)
+    changed = _weights(problem, change)
+    unbiased = any("f" in FAMILIES[layer].gates and not config.get("use_bias", True)
+                   for layer, config in zip(_sublayers(problem), _configs(problem)) if layer in FAMILIES)
+    return (changed or problem).overridden(cell=_forget_bias_without_bias) if unbiased else changed
+
+
+def _forget_bias_without_bias(fam):
+    """Overrides.cell: a layer without a bias (whose reference bias is zeros) with 1 on its forget pre-activation."""
+    if "f" not in fam.gates:
+        return fam.cell
+
+    def cell(x, states, w, act, rec_act, config):
+        if not config.get("use_bias", True):
+            w = {**w, "bias": {**w["bias"], "f": w["bias"]["f"] + 1.0}}
+        return fam.cell(x, states, w, act, rec_act, config)
+    return cell
 
 
 def _gru_bias_rows_swapped(problem):
@@ -215,6 +239,77 @@ _lstm_without_cell_tanh = _h_computed("LSTM", lambda v, states: v["o"] * v["c"])
 _gru_interpolation_swapped = _h_computed("GRU", lambda v, states: (1 - v["z"]) * states[0] + v["z"] * v["hh"])
 
 
+CELL_CLIP = 1.0   # the catalogue's own clipped port: the bound that shows on the gallery (whose |c| stays below 3)
+
+
+def _cell_clipped(clip: float):
+    """Overrides.cell: the cell state clipped to [-clip, clip] at every step, h made from the clipped c (TFLite's
+    LSTM ``cell_clip``), in every family with a cell state."""
+    def override(fam):
+        if "c" not in fam.states:
+            return fam.cell
+
+        def cell(x, states, w, act, rec_act, config):
+            values, new = fam.cell(x, states, w, act, rec_act, config)
+            values["c"] = np.clip(values["c"], -clip, clip)
+            values["h"] = values["o"] * act(values["c"])
+            return values, (values["h"], values["c"], *new[2:])
+        return cell
+    return override
+
+
+CLIP_GRID, CLIP_REFINE = 24, 80   # clips tried evenly over the possible range, then golden-section steps
+
+
+def _fit_clip(fixture, result: Mapping) -> "Mistake | None":
+    """The clipped-cell mistake at the clip the result shows: a bound below the largest |c| Keras reaches on this
+    fixture (above it nothing is clipped), the one whose outputs are nearest the result (a grid over that range,
+    then golden-section search around its best point, when that point is nearer the result than Keras is or is
+    the top of the range, a clip that bites only a little).
+    Returned states do not bound it: an initial state that is
+    held (a fully masked row) is never clipped."""
+    keys = _checked(fixture, result)
+    try:
+        keras = Problem.of(fixture).outputs()
+    except Exception:  # noqa: BLE001 - a fixture the reference cannot compute: nothing to fit
+        return None
+    high = max((float(np.max(np.abs(v))) for k, v in keras["trace"].items() if k.rsplit("/", 1)[-1] == "c"),
+               default=0.0)
+    if not keys or not high > 0:
+        return None
+
+    def error(clip):
+        wrong = _computed(_cell_clip_mistake(clip), fixture)
+        return math.inf if wrong is None else _squared_error(result, wrong, keys)
+
+    grid = np.linspace(high / CLIP_GRID, high, CLIP_GRID)
+    errors = [error(c) for c in grid]
+    best = int(np.argmin(errors))
+    if errors[best] >= _squared_error(result, keras, keys) and best < CLIP_GRID - 1:
+        return None   # no clip brings the outputs closer than Keras's: not worth refining (the failure is elsewhere)
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, CLIP_GRID - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    left, right = b - ratio * (b - a), a + ratio * (b - a)
+    e_left, e_right = error(left), error(right)
+    for _ in range(CLIP_REFINE):
+        if e_left <= e_right:
+            b, right, e_right = right, left, e_left
+            left = b - ratio * (b - a)
+            e_left = error(left)
+        else:
+            a, left, e_left = left, right, e_right
+            right = a + ratio * (b - a)
+            e_right = error(right)
+    return _cell_clip_mistake(float(left if e_left <= e_right else right))
+
+
+def _cell_clip_mistake(clip: float) -> "Mistake":
+    has_c = lambda p: any("c" in FAMILIES[layer].states for layer in _layers(p) if layer in FAMILIES)  # noqa: E731
+    return Mistake("cell-clipped", "the cell state clipped to a bound at every step (TFLite's cell_clip; the bound "
+                   "fitted to the port's outputs)", _override(has_c, cell=_cell_clipped(clip)), "lstm-saturated",
+                   fit=_fit_clip)
+
+
 def _config(change: dict):
     return lambda layer, config, inputs: ({**config, **change}, inputs)
 
@@ -239,6 +334,43 @@ def _go_backwards_flipped_back(layer, config, inputs, result):
     if config.get("go_backwards") and config.get("return_sequences"):
         result = {**result, "output": result["output"][:, ::-1]}
     return result
+
+
+def _go_backwards_last_after_flip_back(layer, config, inputs, result):
+    """The sequence flipped back to input order, then its last step taken: the output after the FIRST processed
+    step (input step T-1; zeros where that step is masked, since no output precedes it)."""
+    if config.get("go_backwards") and not config.get("return_sequences"):
+        first = result["trace"]["h"][:, 0]
+        if inputs.get("mask") is not None:
+            keep = np.asarray(inputs["mask"], bool)[:, -1].reshape((-1,) + (1,) * (first.ndim - 1))
+            first = np.where(keep, first, 0.0)
+        result = {**result, "output": first}
+    return result
+
+
+OUTPUT_MASK = "mask (output only)"   # where _mask_to_output_only keeps the mask the layer no longer reads
+
+
+def _mask_to_output_only(layer, config, inputs):
+    """The layer computes every step (the mask moved where ``forward`` does not read it, for ``_masked_output``)."""
+    if "mask" in inputs:
+        inputs = {**{k: v for k, v in inputs.items() if k != "mask"}, OUTPUT_MASK: inputs["mask"]}
+    return config, inputs
+
+
+def _masked_output(layer, config, inputs, result):
+    """The outputs masked as Keras masks them, from every step's h (the trace: states never held)."""
+    if OUTPUT_MASK not in inputs:
+        return result
+    h = result["trace"]["h"]                                  # (batch, steps, ...), in processing order
+    mask = np.asarray(inputs[OUTPUT_MASK], bool)
+    mask = mask[:, ::-1] if config.get("go_backwards") else mask
+    previous, outputs = np.zeros_like(h[:, 0]), []
+    for k in range(h.shape[1]):
+        keep = mask[:, k].reshape((-1,) + (1,) * (h.ndim - 2))
+        previous = np.where(keep, h[:, k], 0.0 if config.get("zero_output_for_mask") else previous)
+        outputs.append(previous)
+    return {**result, "output": np.stack(outputs, axis=1) if config.get("return_sequences") else outputs[-1]}
 
 
 def _h0_at_leading_masked_steps(layer, config, inputs, result):
@@ -478,6 +610,12 @@ def _build() -> list[Mistake]:
                 _override(lambda p: option("go_backwards")(p) and option("return_sequences")(p),
                           after_layer=_go_backwards_flipped_back),
                 "lstm-go-backwards-sequences"),
+        Mistake("go-backwards-last-after-flip-back", "the go_backwards last output taken after flipping the "
+                "sequence back to input order: the output of the first step processed, input step T-1 (Keras "
+                "returns the last processed, input step 0)",
+                _override(lambda p: any(c.get("go_backwards") and not c.get("return_sequences") for c in _configs(p)),
+                          after_layer=_go_backwards_last_after_flip_back),
+                "lstm-go-backwards"),
         Mistake("go-backwards-ignored", "go_backwards ignored (the sequence processed forwards)",
                 _override(option("go_backwards"), before_layer=_config({"go_backwards": False})), "lstm-go-backwards"),
         Mistake("masked-output-zeros", "zeros output at masked steps instead of the previous output",
@@ -489,6 +627,11 @@ def _build() -> list[Mistake]:
                 _override(lambda p: _masked(p) and (_has_initial_state(p) or bool(p.calls)),
                           after_layer=_h0_at_leading_masked_steps),
                 "lstm-mask-leading-initial-state"),
+        _cell_clip_mistake(CELL_CLIP),
+        Mistake("mask-output-only", "the mask applied to the output only: masked steps repeat the previous "
+                "output but still advance the states (Keras holds h and c there)",
+                _override(_masked, before_layer=_mask_to_output_only, after_layer=_masked_output),
+                "lstm-mask-middle"),
         Mistake("mask-ignored", "the mask ignored", _override(_masked, before_layer=_drop_inputs("mask")), "lstm-mask-trailing"),
         Mistake("initial-state-ignored", "the initial state ignored (zeros used)",
                 _override(_has_initial_state, before_layer=_drop_inputs("initial_state_")), "lstm-initial-state"),
@@ -588,11 +731,12 @@ def _computed(mistake_or_problem, fixture) -> dict | None:
     return None if wrong is None else {k: v for k, v in wrong.items() if k != "trace"}
 
 
-def _singles(fixture, keys) -> dict[str, dict]:
-    """Every catalogued mistake that applies and is distinguishable from Keras on ``keys``: key -> outputs."""
+def _singles(fixture, keys, result: Mapping | None = None) -> dict[str, dict]:
+    """Every catalogued mistake that applies and is distinguishable from Keras on ``keys``: key -> outputs (a
+    mistake with a parameter, fitted to ``result``)."""
     out = {}
     for mistake in CATALOGUE:
-        wrong = _computed(mistake, fixture)
+        wrong = _computed(mistake.fitted(fixture, result), fixture)
         if wrong is not None and not _agrees(fixture, wrong, fixture.expected, keys):
             out[mistake.key] = wrong
     return out
@@ -604,7 +748,7 @@ def matching(fixture, result: Mapping, singles: Mapping[str, dict] | None = None
     keys = _checked(fixture, result)
     if not keys:
         return []
-    singles = _singles(fixture, keys) if singles is None else singles
+    singles = _singles(fixture, keys, result) if singles is None else singles
     return [BY_KEY[key] for key, wrong in singles.items() if _agrees(fixture, result, wrong, keys)]
 
 
@@ -741,7 +885,7 @@ def exact_pairs(fixture, result: Mapping, keys, singles: Mapping[str, dict], wan
     most promising first (by the share of the squared error the better half removes, then the other), at most
     MAX_PAIRS, stopping at the first match. Two precision mistakes are no pair."""
     share = _shares(result, keys, singles, want)
-    order = [m for m in CATALOGUE if m.key in singles]
+    order = [m.fitted(fixture, result) for m in CATALOGUE if m.key in singles]
     suspects = sorted(((first, second) for a, first in enumerate(order) for second in order[a + 1:]
                        if max(share[first.key], share[second.key]) > 0
                        and not (first in PRECISION_MISTAKES and second in PRECISION_MISTAKES)),
@@ -822,7 +966,7 @@ def diagnosis(fixture, result: Mapping) -> Diagnosis | None:
             return Diagnosis((skipped,))
         named = _in_precision(found)
         return dataclasses.replace(named, findings=(skipped, *named.findings))
-    singles = _singles(fixture, keys)
+    singles = _singles(fixture, keys, result)
     found = matching(fixture, result, singles)
     if found:
         text = f"matches the reference computed with {found[0].description}"

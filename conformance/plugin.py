@@ -127,7 +127,8 @@ def run_case(item, case):
 def pytest_runtest_makereport(item, call):
     report = yield
     record = item.stash.get(RECORD, None)
-    if record is not None and call.when == "call":
+    # on the call's report, or on the setup's when the case is an error (``conformance_verdict`` failed it)
+    if record is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
         setattr(report, REPORT_ATTR, record)
         setattr(report, LOOKUPS_ATTR, item.stash.get(LOOKUPS, []))
     return report
@@ -141,15 +142,56 @@ class _Gatherer:
         config.stash[PROGRESS] = Progress()
 
     def pytest_runtest_logreport(self, report):
+        if RESULTS not in self.config.stash:
+            return
         record = getattr(report, REPORT_ATTR, None)
-        if record is not None and RESULTS in self.config.stash:
+        if record is None and report.failed and report.when in ("call", "???"):  # xdist: its worker died (when ???)
+            case = self._cases().get(_case_id(report.nodeid))
+            if case is not None:
+                text = str(report.longrepr).strip().splitlines()
+                record = self.config.stash[SESSION].crash_record(
+                    case, f"{case.id}: the process running it died: {text[0] if text else 'no report'}")
+        if record is not None:
             self.config.stash[RESULTS].add(record)
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         for line in self.config.stash[PROGRESS].add(getattr(report, LOOKUPS_ATTR, ())):
             if terminal is not None:  # once per tool, when it first converts: a cold run is not silent
                 terminal.write_line(f"lstm-conformance: {line}", cyan=True)
 
+    def _cases(self) -> dict:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {c.id: c for c in self.config.stash[SESSION].cases}
+        return self._by_id
+
+    def _selected(self, ids) -> None:
+        """The selected cases, listed in the JSON summary before any runs: a process that dies leaves them
+        all accounted for (``complete: false``, ``not_run``)."""
+        results = self.config.stash.get(RESULTS, None)
+        if results is None:
+            return
+        chosen = [_case_id(i) for i in ids if _case_id(i) in self._cases()]
+        if not chosen or results.selected is not None:
+            return
+        results.selected = chosen
+        path = self.config.getoption("conformance_json")
+        if path:
+            try:
+                results.write_json(path)
+            except SummaryError:
+                pass  # reported once, by the write at the end (pytest_sessionfinish), after the table
+
+    def pytest_collection_finish(self, session):
+        self._selected([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self._selected(ids)
+
     def pytest_sessionfinish(self, session):
+        results = self.config.stash.get(RESULTS, None)
+        if results is not None and results.selected and results.not_run() and not self.config.option.collectonly:
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a case that never reported is no pass
         path = self.config.getoption("conformance_json")
         if path and RESULTS in self.config.stash and self.config.stash[RESULTS].records:
             try:
@@ -158,6 +200,12 @@ class _Gatherer:
                 self.config.stash[JSON_ERROR] = str(exc)
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _case_id(nodeid: str) -> str:
+    """``[impl-fixture]`` of a test_conformance node id ('' for any other test)."""
+    head, _, param = nodeid.partition("::test_conformance[")
+    return param[:-1] if param.endswith("]") else ""
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -86,6 +86,27 @@ class Implementation:
         return (version() if callable(version) else version, backend() if callable(backend) else backend)
 
 
+PACKAGE_DISTRIBUTION = "lstm-conformance"
+
+
+def third_party(impl: Implementation) -> bool:
+    """A plug-in not shipped in this package: a ``module:attr`` path or another distribution's entry point."""
+    return not impl.value.startswith("cmd:") and impl.distribution != PACKAGE_DISTRIBUTION
+
+
+def isolated(impl: Implementation) -> Implementation:
+    """The same implementation, run in a supervised child process of its own (``--isolate``, SPEC 13.2).
+
+    A ``cmd:`` engine already runs as a process of its own: it is returned as it is.
+    """
+    if impl.value.startswith("cmd:"):
+        return impl
+    from .isolation import isolated_loader
+    entry_point = impl.distribution is not None
+    return Implementation(impl.name, impl.value, impl.version, impl.distribution,
+                          _loader=isolated_loader(impl.name, impl.value, entry_point))
+
+
 def _import_attr(value: str) -> Callable:
     module_name, _, attr = value.partition(":")
     target = importlib.import_module(module_name)

@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__, ledger, mistakes, registry
 from .errors import FixtureError
 from .fixtures import Fixture, list_fixtures, select
-from .options import fixtures_dir, per_fixture_timeout, shown_env
+from .options import explicit_timeout, fixtures_dir, per_fixture_timeout, scaled_timeout, shown_env
 from .records import SUMMARY_FORMAT, Record, SummaryFormatError, check_summary
 from .suite import Case, judge
 from .verdict import Status, Verdict
@@ -54,11 +54,12 @@ class Session:
     timeout: float
     ledger: list[ledger.Entry]
     ledger_path: str | None
+    explicit_timeout: bool = False     # --impl-timeout or the variable: used as given, not scaled
 
     @classmethod
     def open(cls, impl: Iterable[str] = (), fixtures_dir: str | None = None, fixture_id: Iterable[str] = (),
              fixture_tag: Iterable[str] = (), impl_timeout: float | None = None, ledger: str | None = None,
-             no_ledger: bool = False, **_other) -> "Session":
+             no_ledger: bool = False, isolate: bool | None = None, **_other) -> "Session":
         """The run these options describe; UsageError (one message, before anything runs) if they cannot."""
         try:
             timeout = per_fixture_timeout(impl_timeout)
@@ -72,8 +73,14 @@ class Session:
             raise UsageError(str(exc)) from None
         fixture_id, fixture_tag = list(fixture_id), list(fixture_tag)
         chosen, errors = _choose(listing, fixture_id, fixture_tag)
-        impls = _implementations(impl)
-        return cls(root, chosen, errors, listing.set_digest, impls, timeout, entries, ledger_path)
+        impls = [registry.isolated(i) if (registry.third_party(i) if isolate is None else isolate) else i
+                 for i in _implementations(impl)]
+        return cls(root, chosen, errors, listing.set_digest, impls, timeout, entries, ledger_path,
+                   explicit_timeout(impl_timeout))
+
+    def case_timeout(self, case: Case) -> float:
+        """This case's timeout: as given, or the default scaled with the fixture's declared size."""
+        return scaled_timeout(self.timeout, getattr(case.fixture, "meta", {}), self.explicit_timeout)
 
     @property
     def cases(self) -> list[Case]:
@@ -91,16 +98,18 @@ class Session:
             if not load:
                 lines.append(f"  implementation {impl.name} = {impl.value} (loaded in the workers)")
                 continue
-            lines.append(f"  implementation {impl.name} {describe(impl.info())} = {impl.value}")
+            where = " (isolated)" if _isolated(impl) else ""
+            lines.append(f"  implementation {impl.name} {describe(impl.info())} = {impl.value}{where}")
         env = shown_env()
         lines.append("  env: " + (" ".join(f"{k}={v}" for k, v in env.items()) or "(none of the suite's variables set)"))
-        lines.append(f"  per-fixture timeout {self.timeout:g} s")
+        lines.append(f"  per-fixture timeout {self.timeout:g} s" + ("" if self.explicit_timeout else
+                     " plus 1 s per 1000 values the fixture declares"))
         return lines
 
     def run(self, case: Case, diagnose=None) -> tuple[Verdict, Record]:
         """Judge the case, apply the ledger; the verdict and the record the JSON summary keeps."""
         started = time.perf_counter()
-        verdict = judge(case, self.timeout, diagnose or mistakes.diagnosis)
+        verdict = judge(case, self.case_timeout(case), diagnose or mistakes.diagnosis)
         duration = time.perf_counter() - started
         try:
             keras_version, backend = case.impl.keras_semantics()
@@ -123,6 +132,23 @@ class Session:
             size=_size(case.fixture), keras_version=None if keras_version is None else str(keras_version),
             backend=None if backend is None else str(backend), impl_notes=_impl_notes(case), impl_info=info)
         return verdict, record
+
+    def crash_record(self, case: Case, message: str) -> Record:
+        """The record of a case whose process died under it (pytest-xdist's crashed worker): ``crashed``."""
+        verdict = Verdict(Status.CRASHED, message, reason="crashed: the worker process running it died")
+        return Record(
+            fixture=case.fixture_name, impl=case.impl.name, status=Status.CRASHED.value, reason=verdict.reason,
+            headline=verdict.headline, message=verdict.message, digest=getattr(case.fixture, "digest", None),
+            citation=getattr(case.fixture, "citation", None), impl_version=None, max_abs_error=None,
+            not_applicable=False, mismatches=[], trace=None, diagnosis=None, precision=None, ledger=None,
+            repro=case.repro(), duration_s=None, layer=getattr(case.fixture, "layer", None),
+            tags=list(getattr(case.fixture, "tags", ())), size=_size(case.fixture), keras_version=None,
+            backend=None, impl_notes=None, impl_info={})
+
+
+def _isolated(impl) -> bool:
+    from .isolation import isolated_loader
+    return getattr(impl._loader, "__qualname__", "").startswith(isolated_loader.__name__)
 
 
 def _size(fixture) -> int | None:
@@ -233,6 +259,12 @@ class Results:
     def __init__(self, session: Session):
         self.session = session
         self.records: list[Record] = []
+        self.selected: list[str] | None = None  # the case ids the run selected (None: not known yet)
+
+    def not_run(self) -> list[str]:
+        """Selected cases with no record: a run that ends with any is incomplete, and fails (SPEC 13.2)."""
+        done = {f"{r.impl}-{r.fixture}" for r in self.records}
+        return [cid for cid in self.selected or () if cid not in done]
 
     def add(self, record: Record | dict) -> None:
         """A record, or its JSON (``Record.to_json``: from an xdist worker)."""
@@ -251,7 +283,9 @@ class Results:
 
     @property
     def bad(self) -> int:
-        return sum(1 for r in self.records if r.status in (Status.FAILED, Status.ERROR, Status.CRASHED))
+        """Failed, error and crashed cases, and every selected case that has no record."""
+        return (sum(1 for r in self.records if r.status in (Status.FAILED, Status.ERROR, Status.CRASHED))
+                + len(self.not_run()))
 
     def unmatched_ledger(self) -> list[ledger.Entry]:
         """Entries whose condition (impl, Keras version, backend) held for a case that ran, yet matched no case.
@@ -286,6 +320,10 @@ class Results:
             lines.append(f"{short_name(name, w):{w}} " + " ".join(f"{counts[s.value]:8}" for s in statuses))
             for reason, n in reasons.get(name, Counter()).most_common():
                 lines.append(f"    skipped {n}x: {reason}")
+        missing = self.not_run()
+        if missing:
+            lines.append(f"INCOMPLETE: {len(missing)} selected case{'s' * (len(missing) != 1)} never reported: "
+                         + ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""))
         return lines
 
     def summary(self) -> dict:
@@ -295,6 +333,7 @@ class Results:
                 "fixture_set": s.set_digest, "implementations": _plain_all(self.implementations()),
                 "env": shown_env(),
                 "cases": [{k: v for k, v in r.to_json().items() if k != "impl_info"} for r in self.sorted_records()],
+                "complete": not self.not_run(), "not_run": self.not_run(),
                 "ledger": {"path": s.ledger_path, "unmatched": [e.label for e in self.unmatched_ledger()]}}
 
     def write_json(self, path: str | os.PathLike) -> Path:

@@ -22,18 +22,23 @@ import json
 import os
 import shlex
 import shutil
+import select
 import signal
 import subprocess
 import threading
+import time
 from typing import Callable, Mapping, Sequence
 
 from .compare import validate
 from .errors import EngineError, Unsupported
 from .export import array_from_json, dumps, fixture_to_json
-from .options import per_fixture_timeout  # the suite's rule: --impl-timeout aside, both read the same
+from .options import run_limit  # the suite's rule: the case's fixture.timeout
 
 PROTOCOL = 1
 STDERR_LINES = 20
+STDOUT_LIMIT = 64 * 2 ** 20   # bytes of stdout kept: the gallery's largest response is about 6 MB
+STDERR_LIMIT = 64 * 2 ** 10   # only the tail of stderr is kept (its last 20 lines are shown)
+CHUNK = 2 ** 16
 
 _live: set[subprocess.Popen] = set()
 _live_lock = threading.Lock()
@@ -55,16 +60,12 @@ def _kill_all() -> None:
             _kill_group(proc)
 
 
-def default_timeout() -> float:
-    return per_fixture_timeout()
-
-
 def command_implementation(command: str, timeout: float | None = None) -> Callable:
     """A ``run(fixture)`` that asks ``command`` for the outputs, one process per fixture.
 
-    ``timeout`` defaults to ``$LSTM_CONFORMANCE_TIMEOUT`` or 60 s. The process is killed a
-    little before that (10%, at most 1 s), so it ends before the suite's own per-fixture
-    timeout with the same value, and the failure carries the command's stderr tail.
+    ``timeout`` defaults to the case's own (``fixture.timeout``, which ``--impl-timeout`` sets). The
+    process is killed a little before that (10%, at most 1 s), so it ends before the suite's own
+    per-fixture timer, and the failure carries the command's stderr tail.
     """
     argv = shlex.split(command)
     if not argv:
@@ -72,14 +73,13 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
     executable = shutil.which(argv[0])
     if executable is None:
         raise EngineError(f"command {command!r}: {argv[0]!r} is not an executable file or on PATH")
-    limit = default_timeout() if timeout is None else float(timeout)
-    kill_after = limit - min(1.0, 0.1 * limit)
-
     def run(fixture) -> dict:
+        limit = run_limit(fixture) if timeout is None else float(timeout)
+        kill_after = limit - min(1.0, 0.1 * limit)
         names = [*fixture.meta.get("weights", []), *fixture.meta.get("inputs", [])]
         request = dumps(fixture_to_json(fixture, names)).encode("ascii")
         try:
-            stdout, stderr, code, timed_out = _communicate(argv, request, kill_after)
+            stdout, stderr, code, timed_out, overflow = _communicate(argv, request, kill_after)
         except OSError as exc:  # e.g. not executable, bad interpreter line
             raise EngineError(f"command {command!r} on fixture {fixture.id!r} could not start: {exc}") from None
 
@@ -88,6 +88,8 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
             return EngineError(f"command {command!r} on fixture {fixture.id!r}: {problem} (exit code {code})"
                                f"{':' if listed else ''}{listed}\n{_tail(stderr)}")
 
+        if overflow:
+            raise fail(f"wrote more than {STDOUT_LIMIT} bytes on stdout (the limit); its process group was killed")
         if timed_out:
             raise fail(f"timed out after {kill_after:g} s; its process group was killed")
         if code != 0:
@@ -105,28 +107,62 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
 
 
 def _communicate(argv: list[str], request: bytes, timeout: float):
-    """Run once with ``request`` on stdin; returns (stdout, stderr, exit code, timed out)."""
+    """Run once with ``request`` on stdin; returns (stdout, stderr, exit code, timed out, stdout overflowed).
+
+    stdout and stderr are read as they come (``select``), never held beyond ``STDOUT_LIMIT`` and the last
+    ``STDERR_LIMIT`` bytes: an engine writing without end is killed at the limit, not buffered.
+    """
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     with _live_lock:
         _live.add(proc)
     try:
+        threading.Thread(target=_feed, args=(proc.stdin, request), daemon=True).start()
+        stdout, stderr, timed_out, overflow = bytearray(), bytearray(), False, False
+        streams = {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr}
+        deadline = time.monotonic() + timeout
+        while streams:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select(list(streams), [], [], min(left, 0.5))
+            if not ready and proc.poll() is not None:  # exited; a child outside its group holds the pipes
+                break
+            for fd in ready:
+                chunk = os.read(fd, CHUNK)
+                if not chunk:
+                    del streams[fd]
+                    continue
+                kept = streams[fd]
+                kept += chunk
+                if kept is stderr and len(stderr) > STDERR_LIMIT:
+                    del stderr[:len(stderr) - STDERR_LIMIT]
+                if kept is stdout and len(stdout) > STDOUT_LIMIT:
+                    overflow = True
+                    streams.clear()
+                    break
+        _kill_group(proc)  # a hung or flooding engine, and any children the command left running
         try:
-            stdout, stderr = proc.communicate(request, timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            try:  # the group is dead, so the pipes close; bounded in case a child escaped the group
-                stdout, stderr = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = b"", b"(stderr unavailable: a child outside the process group kept the pipes open)"
-        _kill_group(proc)  # children the command left running
-        return stdout, stderr, proc.wait(), timed_out
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # not in its group any more (setsid): killed on its own
+            proc.kill()
+            code = proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        return bytes(stdout), bytes(stderr), code, timed_out, overflow
     finally:
         with _live_lock:
             _live.discard(proc)
+
+
+def _feed(stdin, request: bytes) -> None:
+    """Write the request and close stdin (in a thread: an engine that never reads must not block us)."""
+    try:
+        stdin.write(request)
+        stdin.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _tail(stderr: bytes) -> str:

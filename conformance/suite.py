@@ -21,6 +21,7 @@ from .compare import compare
 from .errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, NotApplicable,
                      Unsupported)
 from .fixtures import Fixture, gallery_dir
+from .isolation import WorkerCrashed
 from .options import DEFAULT_TIMEOUT_S, REPRO_ENV
 from .registry import Implementation
 from .text import printable
@@ -65,15 +66,46 @@ def repro_env(impl: Implementation) -> dict[str, str]:
     return {n: os.environ[n] for n in names if n in os.environ}
 
 
+class ProcessExit(SystemExit):
+    """An in-process plug-in called ``os._exit``: the case is ``crashed`` and the run goes on (SPEC 13.2)."""
+
+
+_real_exit = os._exit
+_suite_pid = os.getpid()
+_cases_running = 0
+
+
+def _guarded_exit(code=0):
+    if _cases_running and os.getpid() == _suite_pid:  # a forked child's os._exit is its own business
+        raise ProcessExit(f"os._exit({code}) called in the suite's process")
+    _real_exit(code)
+
+
+def _guard_exits() -> None:
+    """Install the ``os._exit`` guard once, in the process that judges cases (an xdist worker's own pid)."""
+    global _suite_pid
+    if os._exit is not _guarded_exit:
+        _suite_pid = os.getpid()
+        os._exit = _guarded_exit
+
+
 def call_with_timeout(run: Callable, fixture: Fixture, timeout: float | None):
-    """Call ``run(fixture)`` in a worker thread; a hang becomes a TimeoutError for this case only."""
+    """Call ``run(fixture)``: an isolated implementation's child enforces the timeout itself (it is killed);
+    in-process, in a worker thread that a hang leaves behind, still running (SPEC 13.2)."""
+    from .isolation import IsolatedRun
+    if isinstance(run, IsolatedRun):
+        return run(fixture)
     box: dict = {}
 
     def target():
+        global _cases_running
+        _cases_running += 1
         try:
             box["result"] = run(fixture)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            _cases_running -= 1
 
     worker = threading.Thread(target=target, name=f"impl-{fixture.id}", daemon=True)
     worker.start()
@@ -117,6 +149,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.SKIPPED, f"{fixture.id}: {why}" + (f", running {running}" if running else ""),
                        not_applicable=True, reason=why)
     private = fixture.isolated()  # supports() and run() see one private copy: nothing leaks to the next case
+    private.timeout = timeout  # what a port that runs a process of its own kills it by (cmd:, tfjs)
+    _guard_exits()
     try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
         unsupported = run.supports(private) if callable(getattr(run, "supports", None)) else None
     except Exception as exc:  # noqa: BLE001 - a broken supports() is the plug-in's failure, in its own case
@@ -134,6 +168,10 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         return Verdict(Status.ERROR, f"broken fixture {fixture.id!r}: {exc}", reason=f"broken fixture: {exc}")
     except BrokenLibrary as exc:  # installed but failing to import: the environment is broken, not a skip
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}: {exc}", reason=str(exc))
+    except (WorkerCrashed, ProcessExit) as exc:  # the plug-in took its process down: no numbers to compare
+        why = f"crashed: {exc}"
+        return Verdict(Status.CRASHED, f"{fixture.citation}: implementation {impl.name!r} {why}\n"
+                                       f"repro: {case.repro()}", reason=why, repro=case.repro(), impl_version=version)
     except ConversionError as exc:  # the port's tool itself raised or refused: no numbers to compare
         who = f"implementation {impl.name!r}" + (f" {version}" if version else "")
         why = f"the tool crashed or refused the model: {exc}"
@@ -141,7 +179,8 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
                        repro=case.repro(), impl_version=version)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), in its own case
         # a cmd: engine's own stderr says what went wrong; our Python traceback would only be noise
-        detail = "" if isinstance(exc, EngineError) else "".join(traceback.format_exception(exc)[-6:])
+        detail = ("" if isinstance(exc, EngineError) else getattr(exc, "remote_traceback", None)
+                  or "".join(traceback.format_exception(exc)[-6:]))
         why = f"raised {type(exc).__name__}: {exc}"
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} {why}\n{detail}"
                                       f"repro: {case.repro()}", reason=why, repro=case.repro(), impl_version=version)

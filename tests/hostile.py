@@ -157,8 +157,9 @@ class SuiteRun:
 
 
     def failure(self, test_id: str) -> str:
-        """The full failure text pytest printed for ``test_conformance[test_id]`` (its FAILURES section)."""
-        match = re.search(rf"^_+ test_conformance\[{re.escape(test_id)}\] _+$\n(.*?)(?=^_{{3,}} |^=+ )",
+        """The full text pytest printed for ``test_conformance[test_id]`` (its FAILURES or ERRORS section)."""
+        match = re.search(rf"^_+ (?:ERROR at setup of )?test_conformance\[{re.escape(test_id)}\] _+$\n(.*?)"
+                          r"(?=^_{3,} |^=+ )",
                           self.output, re.M | re.S)
         assert match, f"no failure section for [{test_id}] in the output:\n{self.output[-3000:]}"
         return match.group(1)

@@ -327,8 +327,8 @@ def ask(message: dict, what: str, timeout: float | None = None) -> dict:
     """
     global _RUNNER
     if timeout is None:
-        from ..options import per_fixture_timeout
-        limit = per_fixture_timeout()
+        from ..options import run_limit
+        limit = run_limit(None)
         timeout = limit - min(1.0, 0.1 * limit)
     started = time.monotonic()
     if not _LOCK.acquire(timeout=timeout):
@@ -519,7 +519,9 @@ def run(fixture) -> dict[str, np.ndarray]:
     request, families = request_for(fixture)
     if "ConvLSTM1D" in families:
         _NOTES[fixture.id] = "ConvLSTM1D run as tf.layers.convLstm2d over an added spatial axis of width 1"
-    response = ask(request, f"fixture {fixture.id!r}")
+    from ..options import run_limit
+    limit = run_limit(fixture)  # the case's own timeout (--impl-timeout, or the default scaled with the fixture)
+    response = ask(request, f"fixture {fixture.id!r}", limit - min(1.0, 0.1 * limit))
     if "error" in response:
         error = response["error"]
         message = f"{error.get('name', 'Error')}: {error.get('message', '')}"

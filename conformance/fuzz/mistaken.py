@@ -15,6 +15,7 @@ import numpy as np
 from .. import __version__, reference
 from ..mistakes import BY_KEY, Mistake
 from ..registry import Implementation
+from ..tolerance import port_dtype
 
 
 def attribute(mistake: Mistake) -> str:
@@ -28,8 +29,9 @@ def run_with(mistake: Mistake):
         if result is None:
             result = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
                                        fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
-        cast = {k: np.asarray(v, np.float32) for k, v in result.items() if k != "trace"}
-        cast["trace"] = {k: np.asarray(v, np.float32) for k, v in result["trace"].items()}
+        dtype = port_dtype(fixture.config)   # as numpy-reference returns: float64 for a float64 layer
+        cast = {k: np.asarray(v, dtype) for k, v in result.items() if k != "trace"}
+        cast["trace"] = {k: np.asarray(v, dtype) for k, v in result["trace"].items()}
         return cast
     run.version = __version__
     run.__name__ = attribute(mistake)

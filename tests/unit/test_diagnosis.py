@@ -8,6 +8,8 @@ returned in another order, with some outputs left out. No expected number is typ
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from conformance.mistakes import (BY_KEY, CATALOGUE, MAX_PAIRS, PRECISIONS, Prob
                                   round_bfloat16, round_float16)
 import conformance.mistakes as mistakes
 from conformance.verdict import Status
+
+from conftest import REPO
 
 FIXTURES = {f.id: f for f in list_fixtures().fixtures}
 BF16, F16 = (p for p in PRECISIONS)
@@ -312,3 +316,91 @@ def test_a_scale_fixture_is_not_searched_for_mistakes_and_says_so_with_the_preci
     wrong = as_returned(BY_KEY["lstm-gate-order-ifoc"].outputs(FIXTURES[fid]))  # a mistake: still not searched
     lines = diagnosis(fid, wrong)
     assert len(lines) == 1 and lines[0].startswith("catalogued mistakes not searched"), lines
+
+
+# -- slips of an independently written port (tests/impls/impl_lstm_slips.py) ------------------------------
+
+def _slips():
+    spec = importlib.util.spec_from_file_location("_impl_lstm_slips", REPO / "tests" / "impls" / "impl_lstm_slips.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SLIPS = _slips()
+
+
+def _verdict(fixture, run):
+    return compare(fixture, run(fixture.isolated()), "port", "1.0", "repro-command", diagnose)
+
+
+@functools.cache
+def _ported() -> tuple:
+    """The LSTM fixtures the slip-free version of the independent port passes: where its slips are judged."""
+    ported = []
+    for fixture in FIXTURES.values():
+        if fixture.layer != "LSTM" or fixture.meta.get("calls") or "scale" in fixture.tags:
+            continue
+        try:
+            if _verdict(fixture, SLIPS.lstm).status == Status.PASSED:
+                ported.append(fixture)
+        except (KeyError, ValueError):   # an option the independent port does not implement
+            continue
+    assert len(ported) > 20, [f.id for f in ported]
+    return tuple(ported)
+
+
+def _named_where_it_shows(run, key: str, must_show: set[str]) -> set[str]:
+    """Every fixture on which the slip makes the port fail names ``key``; the fixtures where it fails."""
+    failing = set()
+    for fixture in _ported():
+        verdict = _verdict(fixture, run)
+        if verdict.status == Status.PASSED:
+            continue
+        failing.add(fixture.id)
+        assert f"[mistake {key}]" in verdict.message, (fixture.id, verdict.message)
+        assert "no single catalogued mistake matches" not in verdict.message, (fixture.id, verdict.message)
+    assert must_show <= failing, must_show - failing
+    for fixture in _ported():   # the correct reference (numpy-reference) is never diagnosed as it
+        assert _verdict(fixture, reference.run).status == Status.PASSED, fixture.id
+    return failing
+
+
+def test_tf1_forget_bias_is_named_also_on_a_layer_without_a_bias():
+    failing = _named_where_it_shows(SLIPS.run_tf1_forget_bias, "forget-bias-twice",
+                                    {"lstm-no-bias", "lstm-no-bias-initial-state", "lstm-seed-question"})
+    assert len(failing) > 10
+
+
+def test_the_trace_of_a_float32_port_on_a_float64_layer_names_the_gate_that_really_differs():
+    """Every gate of a float32 trace is off by float32 rounding at the float64 tolerance: the line names the gate
+    the mistake changed (TF1's forget bias: 'f', at the first step), not the first gate in computation order."""
+    fixture = FIXTURES["lstm-float64-sequences"]
+    verdict = _verdict(fixture, SLIPS.run_tf1_forget_bias_float32_with_trace)
+    trace = next(line.strip() for line in verdict.message.splitlines() if line.strip().startswith("trace:"))
+    assert trace.startswith("trace: first diverging gate is 'f' at timestep 0 "), trace
+    correct = SLIPS.lstm(fixture.isolated(), dtype=np.float32, trace=True)   # rounding only: still localised
+    verdict = compare(fixture, correct, "port", "1.0", "repro-command", diagnose)
+    assert verdict.status == Status.FAILED and "trace: first diverging gate is 'i' at timestep 0" in verdict.message
+
+
+def test_go_backwards_last_output_taken_after_flipping_back_is_named():
+    failing = _named_where_it_shows(SLIPS.run_last_after_flip, "go-backwards-last-after-flip-back",
+                                    {"lstm-go-backwards", "lstm-go-backwards-return-state",
+                                     "lstm-mask-go-backwards-last"})
+    assert all(FIXTURES[fid].config.get("go_backwards") and not FIXTURES[fid].config.get("return_sequences")
+               for fid in failing), failing
+
+
+def test_the_mask_applied_to_the_output_only_is_named():
+    failing = _named_where_it_shows(SLIPS.run_mask_output_only, "mask-output-only",
+                                    {"lstm-mask-middle", "lstm-mask-leading-initial-state"})
+    assert all("mask" in FIXTURES[fid].inputs for fid in failing), failing
+
+
+@pytest.mark.parametrize("clip", [0.5, 0.8])
+def test_a_clipped_cell_state_is_named_with_the_clip_read_from_the_port(clip):
+    """The clip is not the catalogue port's own (mistakes.CELL_CLIP): the diagnosis reads it from what was returned."""
+    assert clip != mistakes.CELL_CLIP
+    failing = _named_where_it_shows(SLIPS.run_cell_clip(clip), "cell-clipped", {"lstm-saturated"})
+    assert len(failing) > 3, failing
