@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError, NotApplicable,
                      Unsupported)
+from .subprocess_impl import kill_group  # the cmd: protocol's: the child's whole process group
 
 LOAD_TIMEOUT_S = 60.0            # at least this long to import a plug-in (TensorFlow on a loaded machine)
 MAX_HEADER = 16 * 2 ** 20
@@ -138,7 +139,7 @@ class Worker:
         try:
             code = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_group(proc)
             code = proc.wait()
         if code < 0:
             try:
@@ -156,18 +157,11 @@ class Worker:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _kill(self.proc)
+            kill_group(self.proc)
             self.proc.wait()
             self.proc = None
             _workers.discard(self)
             self._close()
-
-
-def _kill(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @atexit.register

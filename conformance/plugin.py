@@ -153,10 +153,10 @@ class _Gatherer:
                     case, f"{case.id}: the process running it died: {text[0] if text else 'no report'}")
         if record is not None:
             self.config.stash[RESULTS].add(record)
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        for line in self.config.stash[PROGRESS].add(getattr(report, LOOKUPS_ATTR, ())):
-            if terminal is not None:  # once per tool, when it first converts: a cold run is not silent
-                terminal.write_line(f"lstm-conformance: {line}", cyan=True)
+        lines = self.config.stash[PROGRESS].add(getattr(report, LOOKUPS_ATTR, ()))
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter") if lines else None
+        for line in lines if terminal is not None else ():  # once per tool, when it first converts
+            terminal.write_line(f"lstm-conformance: {line}", cyan=True)
 
     def _cases(self) -> dict:
         if not hasattr(self, "_by_id"):

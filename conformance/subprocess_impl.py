@@ -44,7 +44,7 @@ _live: set[subprocess.Popen] = set()
 _live_lock = threading.Lock()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the command's whole process group (its children too); already gone is fine."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -57,7 +57,7 @@ def _kill_all() -> None:
     """Leave nothing behind when pytest exits while a run is still in a timed-out worker thread."""
     with _live_lock:
         for proc in list(_live):
-            _kill_group(proc)
+            kill_group(proc)
 
 
 def command_implementation(command: str, timeout: float | None = None) -> Callable:
@@ -142,7 +142,7 @@ def _communicate(argv: list[str], request: bytes, timeout: float):
                     overflow = True
                     streams.clear()
                     break
-        _kill_group(proc)  # a hung or flooding engine, and any children the command left running
+        kill_group(proc)  # a hung or flooding engine, and any children the command left running
         try:
             code = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # not in its group any more (setsid): killed on its own

@@ -122,6 +122,17 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
+def gen():
+    """The repository's ``generate_fixtures`` module (not a package module: imported from the checkout)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import generate_fixtures
+    finally:
+        sys.path.remove(str(REPO))
+    return generate_fixtures
+
+
+@pytest.fixture(scope="session")
 def gallery():
     """The repository's committed fixtures, all of which must load."""
     from conformance.fixtures import list_fixtures

@@ -44,6 +44,15 @@ def copy_fixture(root: Path, source: str = SOURCE, name: str | None = None) -> P
     return folder
 
 
+def copied_gallery(base: Path, fids) -> Path:
+    """``base/fixtures``, holding a copy of each of the gallery's fixtures ``fids``."""
+    root = base / "fixtures"
+    root.mkdir()
+    for fid in fids:
+        copy_fixture(root, fid)
+    return root
+
+
 def good_fixtures(root: Path) -> list[str]:
     for fid in GOOD:
         copy_fixture(root, fid)

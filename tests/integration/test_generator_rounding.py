@@ -29,16 +29,6 @@ FID = "lstm-seed-question"
 EMULATED = ("lstm-saturated", "scale-gru-256u-100t")
 
 
-@pytest.fixture(scope="module")
-def gen():
-    sys.path.insert(0, str(REPO))
-    try:
-        import generate_fixtures
-    finally:
-        sys.path.remove(str(REPO))
-    return generate_fixtures
-
-
 @pytest.fixture
 def written(gen, tmp_path):
     """``lstm-seed-question`` generated for real into ``tmp_path/out``; returns (out, catalog folder)."""

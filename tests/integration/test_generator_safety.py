@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,6 @@ if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecti
     pytest.skip("generate_fixtures.py needs TensorFlow", allow_module_level=True)
 from conftest import REPO  # noqa: E402
 FID = "lstm-seed-question"
-
-
-@pytest.fixture(scope="module")
-def gen():
-    sys.path.insert(0, str(REPO))
-    try:
-        import generate_fixtures
-    finally:
-        sys.path.remove(str(REPO))
-    return generate_fixtures
 
 
 @pytest.fixture

@@ -218,11 +218,7 @@ def plugin_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fixtures_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gallery") / "fixtures"
-    root.mkdir()
-    for fid in FIXTURES:
-        hostile.copy_fixture(root, fid)
-    return root
+    return hostile.copied_gallery(tmp_path_factory.mktemp("gallery"), FIXTURES)
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def write_ledger(path, *entries: dict) -> str:
 def entry(fixture="lstm-basic", impl="ledger_impls:scaled", kind="mismatch", **extra) -> dict:
     return {"fixture": fixture, "impl": impl, "kind": kind,
             "reason": "A deliberate divergence for this test.",
-            "link": "https://github.com/keras-team/keras/issues/19477", **extra}
+            "link": "https://example.invalid/made-up-ledger-entry", **extra}
 
 
 def run_suite(pytester, gallery, impl: str, *args: str):
@@ -96,12 +96,12 @@ def test_matching_failure_is_xfailed_with_reason_and_link(pytester, gallery, tmp
     result.assert_outcomes(xfailed=1, failed=1)  # lstm-return-sequences has no entry: still a failure
     assert records["lstm-basic"]["status"] == "xfailed"
     assert records["lstm-basic"]["message"] == (
-        "A deliberate divergence for this test. (https://github.com/keras-team/keras/issues/19477)")
+        "A deliberate divergence for this test. (https://example.invalid/made-up-ledger-entry)")
     # the ledger's reason and link are fields, and the failure it explains keeps its structure
     explained = records["lstm-basic"]
     assert {k: explained["ledger"][k] for k in ("entry", "reason", "link", "strict", "outcome")} == {
         "entry": 1, "reason": "A deliberate divergence for this test.",
-        "link": "https://github.com/keras-team/keras/issues/19477", "strict": True, "outcome": "explained"}
+        "link": "https://example.invalid/made-up-ledger-entry", "strict": True, "outcome": "explained"}
     assert explained["reason"] == explained["ledger"]["reason"] and explained["mismatches"]
     assert records["lstm-return-sequences"]["status"] == "failed" and records["lstm-return-sequences"]["ledger"] is None
     result.stdout.fnmatch_lines(["*XFAIL*lstm-basic*A deliberate divergence for this test.*"])

@@ -31,7 +31,7 @@ from conftest import REPO
 FIXTURES = ("lstm-basic", "lstm-return-sequences", "lstm-float64-sequences", "lstm-mask-trailing")
 MISTAKE = "lstm-gate-order-iofc"
 REASON = "A made-up explanation for this test."
-LINK = "https://github.com/keras-team/keras/pull/19477"
+LINK = "https://example.invalid/made-up-ledger-entry"
 PORTS = f'''
 import numpy as np
 from conformance import Unsupported
