@@ -13,7 +13,10 @@ first (``findings.py``), then this table, then the notes.
 from __future__ import annotations
 
 import html
+from importlib import resources
 from typing import Callable
+
+import yaml
 
 from . import findings
 from .verdict import Status
@@ -115,6 +118,38 @@ def _versions(summaries: dict[str, dict], env: str, impl: str) -> str:
                      if v and not k.endswith("_ops") and not str(v).startswith(("/", "~")))
 
 
+NOT_RUN_FIELDS = ("tool", "version", "tried", "error", "why", "until")
+
+
+def not_run(source=None) -> list[dict]:
+    """The tools the matrix does not run, with the error that stops each (``not_run.yaml``, data, not prose)."""
+    source = source or resources.files("conformance") / "not_run.yaml"
+    entries = yaml.safe_load(source.read_text()) or []
+    for n, entry in enumerate(entries, 1):
+        missing = [k for k in NOT_RUN_FIELDS if not isinstance(entry, dict) or not entry.get(k)]
+        if missing:
+            raise ValueError(f"{source}: entry {n} lacks {', '.join(missing)}")
+    return entries
+
+
+def agreement(summaries: dict[str, dict], env: str, impl: str) -> str:
+    """How much of what a port ran it got right, in counts: the one-line verdict on that port."""
+    cases = [c for c in summaries[env]["cases"] if c["impl"] == impl]
+    counts = cell(cases)
+    ran = sum(n for label, n in counts.items() if label not in ("unsupported", "n/a"))
+    known = sum(c["status"] == Status.XFAILED.value for c in cases)
+    in_ledger = "all" if known == counts.get("wrong") else known
+    rest = [f"{counts[k]} {k}" + (f", {in_ledger} in the ledger" if k == "wrong" and known else "")
+            for k in ("wrong", "crash", "error", "partial") if counts.get(k)]
+    aside = [f"{counts[k]} {label}" for k, label in (("unsupported", "it cannot express"),
+                                                      ("n/a", "for another Keras")) if counts.get(k)]
+    if not ran:
+        return f"`{impl}` ({env}): ran no fixture; not run: {', '.join(aside)}"
+    verdict = "computes what Keras computes on every fixture it ran" if not rest else \
+        f"computes what Keras computes on {counts.get('pass', 0)} of the {ran} fixtures it ran ({', '.join(rest)})"
+    return f"`{impl}` ({env}): {verdict}, {ran} fixtures" + (f"; not run: {', '.join(aside)}" if aside else "")
+
+
 def to_markdown(summaries: dict[str, dict]) -> str:
     ports, cells = table(summaries)
     names = {impl for _, impl in ports}
@@ -126,6 +161,12 @@ def to_markdown(summaries: dict[str, dict]) -> str:
            f"## Divergences found ({len(found)})", ""]
     out += [f"- {d.line(markdown=True)}" for d in found] or ["None: every port computed what Keras computes where it ran."]
     out += [f"- {line}" for line in findings.wide_lines(wide)]
+    out += ["", "## Each port in one line", ""]
+    out += [f"- {agreement(summaries, env, impl)}" for env, impl in ports if (env, impl) not in wide]
+    out += ["", "## Tools not run", "",
+            "Each with the exact error that stops it here (`conformance/not_run.yaml`).", ""]
+    out += [f"- **{e['tool']} {e['version']}**: `{e['error']}` ({e['tried']}). {e['why']} Until {e['until']}."
+            for e in not_run()]
     feature_names = [f for f, _ in FEATURES]
     out += ["", "## Port × feature", "",
             "Cells count fixtures: ✓ all pass; *wrong* = failed or a known divergence (ledger); *crash* = the tool "

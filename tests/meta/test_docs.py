@@ -53,12 +53,8 @@ def test_readme_port_skeleton_skips_what_it_does_not_implement(gallery):
     from conformance.registry import Implementation
     from conformance.suite import Case, judge
 
-    readme = (REPO / "README.md").read_text()
-    code = re.search(r"```python\n(# my_port/__init__.py\n.*?)```", readme, flags=re.S).group(1)
-    body = code.replace("    ...", "    from conformance.reference import forward\n"
-                        "    out = forward('LSTM', fixture.config, fixture.weights, fixture.gates, "
-                        "fixture.activations, fixture.inputs)\n"
-                        "    output, h, c = out['output'], out['state_h'], out['state_c']", 1)
+    from test_readme_commands import readme_port_source
+    body = readme_port_source()
     namespace: dict = {}
     exec(compile(body, "README.md skeleton", "exec"), namespace)  # noqa: S102 - the project's own README
     port = Implementation("readme-skeleton", "README.md", _loader=lambda: namespace["run"])

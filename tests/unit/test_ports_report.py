@@ -118,3 +118,26 @@ def test_the_matrix_report_also_leads_with_findings(summaries, tmp_path):
     assert "`ports-b ports_impls:keras2_loader`: xfailed on all 6 fixtures it ran" in text
     html = ports.to_html(summaries, report.CSS)
     assert "Divergences found (2)" in html and "ports_impls:output_only" in html
+
+
+def test_each_port_gets_one_line_counting_what_it_got_right(summaries):
+    assert ports.agreement(summaries, "ports-a", "ports_impls:right") == (
+        "`ports_impls:right` (ports-a): computes what Keras computes on every fixture it ran, 5 fixtures; "
+        "not run: 1 for another Keras")
+    swapped = ports.agreement(summaries, "ports-a", "ports_impls:gates_swapped")
+    assert "on 4 of the 6 fixtures it ran (2 wrong)" in swapped  # two GRU fixtures, neither in a ledger
+    assert "(1 crash, 5 partial)" in ports.agreement(summaries, "ports-b", "ports_impls:output_only")
+    head = ports.to_markdown(summaries).partition("## Port × feature")[0]
+    assert f"- {swapped}" in head
+
+
+def test_tools_not_run_are_data_with_their_exact_error(tmp_path):
+    entries = ports.not_run()
+    assert entries and all(e["error"] and e["until"] for e in entries)
+    keras2c = next(e for e in entries if e["tool"] == "keras2c")
+    markdown = ports.to_markdown({})
+    assert f"`{keras2c['error']}`" in markdown.partition("## Tools not run")[2]
+    broken = tmp_path / "not_run.yaml"
+    broken.write_text("- tool: x\n  version: '1'\n")
+    with pytest.raises(ValueError, match=r"not_run.yaml: entry 1 lacks tried, error, why, until"):
+        ports.not_run(broken)
