@@ -72,7 +72,13 @@ def _marks(fixture) -> list[str]:
     return [m for m in dict.fromkeys([fixture.layer, fixture.layer.lower(), *spelled]) if MARK_NAME.match(m)]
 
 
+# Keras 3 turns a bfloat16 tensor into numpy with np.array(copy=False), which numpy 2 warns about from inside Keras:
+# nothing a user of the suite can act on, so it is not printed (only this message, only from Keras's modules)
+KERAS_COPY_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning:keras"
+
+
 def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", KERAS_COPY_WARNING)
     if not _is_worker(config):
         config.pluginmanager.register(_Gatherer(config), "lstm-conformance-gatherer")
     if _active(config) and not config.getoption("list_impls"):
