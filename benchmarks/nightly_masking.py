@@ -3,7 +3,7 @@
 Keras's main after v3.15.1 sets ``supports_masking = False`` on RNN, Bidirectional and TimeDistributed
 (keras-team/keras#23235): the layer still reads the mask it is given, but no longer attaches one to its
 output, so the next layer of a model sees none. This builds three tiny seeded models whose masks are made
-inside the graph, runs them, and saves their outputs and which layers saw a mask; ``compare`` prints the
+inside the graph, runs them, and saves their outputs, an mse loss and which layers saw a mask; ``compare`` prints the
 largest absolute difference between two runs. Run ``save`` with each Keras, e.g.
 
     /tmp/tox-nightly/nightly/bin/python benchmarks/nightly_masking.py save /tmp/masking-nightly.npz
@@ -66,6 +66,10 @@ def save(path: str) -> None:
         for weight in model.weights:
             weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
         out[f"{name}/output"] = np.asarray(model(inputs[name]))
+        # a training loss: Keras weights it by the mask attached to the model's output, where there is one
+        model.compile(loss="mse")
+        target = rng.normal(size=out[f"{name}/output"].shape).astype("float32")
+        out[f"{name}/loss"] = np.array(model.evaluate(inputs[name], target, batch_size=BATCH, verbose=0))
         # layer by layer, eagerly: which layers receive a mask from the layer before them
         x, seen = keras.ops.convert_to_tensor(inputs[name]), []
         with warnings.catch_warnings(record=True) as caught:
@@ -89,7 +93,8 @@ def compare(path_a: str, path_b: str) -> None:
         diff = np.abs(a[key] - b[key])
         per_row = diff.reshape(diff.shape[0], -1).max(axis=1)
         layers = list(a[f"{name}/layers"])
-        print(f"{name}: max |A-B| = {diff.max():.3g} (per row {', '.join(f'{v:.3g}' for v in per_row)})")
+        print(f"{name}: max |A-B| = {diff.max():.3g} (per row {', '.join(f'{v:.3g}' for v in per_row)}); "
+              f"mse loss A {float(a[f'{name}/loss']):.6g}, B {float(b[f'{name}/loss']):.6g}")
         for label, run in (("A", a), ("B", b)):
             seen = [layer for layer, s in zip(layers, run[f"{name}/mask_seen"]) if s]
             print(f"  {label}: layers given a mask: {', '.join(seen) or 'none'}; "
