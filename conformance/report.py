@@ -26,6 +26,8 @@ from .records import SummaryFormatError, check_summary
 from .verdict import Status
 
 SUMMARY = "summary.json"
+#: the env of tf-nightly and keras-nightly (tox.ini); its findings are hand-written in docs/nightly.md
+NIGHTLY_ENV, NIGHTLY_DOC = "nightly", "nightly.md"
 LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail", Status.SKIPPED: "skip",
           Status.ERROR: "ERROR", Status.CRASHED: "CRASH", Status.PARTIAL: "partial"}
 # statuses whose message is a footnote
@@ -214,6 +216,15 @@ def _findings_md(summaries: dict[str, dict]) -> list[str]:
             *([f"- {d.line(markdown=True)}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
 
 
+def _nightly_md(summaries: dict[str, dict]) -> list[str]:
+    """A pointer to the hand-written findings, where the results hold the nightly env."""
+    if NIGHTLY_ENV not in summaries:
+        return []
+    return ["## Keras nightly", "", f"The `{NIGHTLY_ENV}` column runs tf-nightly and keras-nightly "
+            f"(`tox -e nightly`, not in the default list): what they change, measured and cited, is in "
+            f"[{NIGHTLY_DOC}]({NIGHTLY_DOC}).", ""]
+
+
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
     out = ["| fixture | " + " | ".join(f"{c.env}<br>{c.impl}" for c in matrix.columns) + " |",
            "|---|" + "---|" * len(matrix.columns)]
@@ -228,7 +239,8 @@ def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
 
 def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
     """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
-    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries)]
+    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries),
+           *_nightly_md(summaries)]
     differing = matrix.differing()
     out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures; cells where a fixture "
             "does not apply aside)", ""]
