@@ -216,13 +216,15 @@ def _findings_md(summaries: dict[str, dict]) -> list[str]:
             *([f"- {d.line(markdown=True)}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
 
 
+NIGHTLY_TEXT = (f"The {NIGHTLY_ENV} column runs tf-nightly and keras-nightly (tox -e nightly, not in the default "
+                "list): what they change, measured and cited, is in {link}.")
+
+
 def _nightly_md(summaries: dict[str, dict]) -> list[str]:
     """A pointer to the hand-written findings, where the results hold the nightly env."""
     if NIGHTLY_ENV not in summaries:
         return []
-    return ["## Keras nightly", "", f"The `{NIGHTLY_ENV}` column runs tf-nightly and keras-nightly "
-            f"(`tox -e nightly`, not in the default list): what they change, measured and cited, is in "
-            f"[{NIGHTLY_DOC}]({NIGHTLY_DOC}).", ""]
+    return ["## Keras nightly", "", NIGHTLY_TEXT.format(link=f"[{NIGHTLY_DOC}]({NIGHTLY_DOC})"), ""]
 
 
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
@@ -289,6 +291,9 @@ def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
     divergences = findings.divergences(summaries)
     found = (f"<h2>Divergences found ({len(divergences)})</h2><ul>"
              + ("".join(f"<li>{e(d.line())}</li>" for d in divergences) or "<li>None.</li>") + "</ul>")
+    if NIGHTLY_ENV in summaries:
+        link = f'<a href="{NIGHTLY_DOC}">{NIGHTLY_DOC}</a>'
+        found += f"\n<h2>Keras nightly</h2><p>{NIGHTLY_TEXT.format(link=link)}</p>"
     thead = f"<thead><tr><th>fixture</th>{head}</tr></thead>"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"

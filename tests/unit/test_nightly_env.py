@@ -68,4 +68,7 @@ def test_the_matrix_links_the_nightly_write_up_only_when_the_nightly_env_ran():
     without = report.to_markdown(report.build({"tf221": summary}), {"tf221": summary})
     assert "[nightly.md](nightly.md)" in with_nightly and "## Keras nightly" in with_nightly
     assert "nightly.md" not in without
+    html_page = report.to_html(report.build({"nightly": summary}), {"nightly": summary})
+    assert '<a href="nightly.md">nightly.md</a>' in html_page
+    assert "nightly.md" not in report.to_html(report.build({"tf221": summary}), {"tf221": summary})
     assert (REPO / "docs" / report.NIGHTLY_DOC).is_file()
