@@ -26,6 +26,8 @@ from .records import SummaryFormatError, check_summary
 from .verdict import Status
 
 SUMMARY = "summary.json"
+#: the env of tf-nightly and keras-nightly (tox.ini); its findings are hand-written in docs/nightly.md
+NIGHTLY_ENV, NIGHTLY_DOC = "nightly", "nightly.md"
 LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail", Status.SKIPPED: "skip",
           Status.ERROR: "ERROR", Status.CRASHED: "CRASH", Status.PARTIAL: "partial"}
 # statuses whose message is a footnote
@@ -214,6 +216,17 @@ def _findings_md(summaries: dict[str, dict]) -> list[str]:
             *([f"- {d.line(markdown=True)}" for d in found] or ["None: every case passed, or was skipped with its reason."]), ""]
 
 
+NIGHTLY_TEXT = (f"The {NIGHTLY_ENV} column runs tf-nightly and keras-nightly (tox -e nightly, not in the default "
+                "list): what they change, measured and cited, is in {link}.")
+
+
+def _nightly_md(summaries: dict[str, dict]) -> list[str]:
+    """A pointer to the hand-written findings, where the results hold the nightly env."""
+    if NIGHTLY_ENV not in summaries:
+        return []
+    return ["## Keras nightly", "", NIGHTLY_TEXT.format(link=f"[{NIGHTLY_DOC}]({NIGHTLY_DOC})"), ""]
+
+
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
     out = ["| fixture | " + " | ".join(f"{c.env}<br>{c.impl}" for c in matrix.columns) + " |",
            "|---|" + "---|" * len(matrix.columns)]
@@ -228,7 +241,8 @@ def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
 
 def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
     """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
-    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries)]
+    out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries),
+           *_nightly_md(summaries)]
     differing = matrix.differing()
     out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures; cells where a fixture "
             "does not apply aside)", ""]
@@ -277,6 +291,9 @@ def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
     divergences = findings.divergences(summaries)
     found = (f"<h2>Divergences found ({len(divergences)})</h2><ul>"
              + ("".join(f"<li>{e(d.line())}</li>" for d in divergences) or "<li>None.</li>") + "</ul>")
+    if NIGHTLY_ENV in summaries:
+        link = f'<a href="{NIGHTLY_DOC}">{NIGHTLY_DOC}</a>'
+        found += f"\n<h2>Keras nightly</h2><p>{NIGHTLY_TEXT.format(link=link)}</p>"
     thead = f"<thead><tr><th>fixture</th>{head}</tr></thead>"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"
