@@ -71,21 +71,14 @@ def test_readme_port_skeleton_skips_what_it_does_not_implement(gallery):
 DOCS = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
-def _sh_commands(text: str) -> list[list[str]]:
-    """Every command of the ```sh blocks, split into words (comments dropped, `&&` chains cut apart)."""
+def _readme_words() -> list[list[str]]:
+    """README's commands (one parser: tests/meta/test_readme_commands.py), each split into words."""
     import shlex
-    commands = []
-    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            words = shlex.split(line, comments=True)
-            while words:
-                cut = words.index("&&") if "&&" in words else len(words)
-                commands.append(words[:cut])
-                words = words[cut + 1:]
-    return commands
+    from test_readme_commands import readme_commands
+    return [shlex.split(command) for command in readme_commands()]
 
 
-README_COMMANDS = _sh_commands((REPO / "README.md").read_text())
+README_COMMANDS = _readme_words()
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/guide.md"])

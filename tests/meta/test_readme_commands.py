@@ -43,7 +43,7 @@ def readme_commands() -> list[str]:
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", README, flags=re.S):
         for line in block.splitlines():
-            line = line.split("  #")[0].strip()
+            line = line.split(" #")[0].strip()   # a comment after the command
             commands += [part.strip() for part in line.split(" && ") if part.strip()]
     return commands
 
