@@ -16,9 +16,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
-from ..families import FAMILIES
-from .. import wrappers
-from ..wrappers import split_calls, sub_mapping as _sub
+from ..semantics.families import FAMILIES
+from ..semantics import wrappers
+from ..semantics.wrappers import split_calls, sub_mapping as _sub
 from . import quiet
 from .requires import require
 

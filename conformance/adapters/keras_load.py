@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import model_config
+from ..format import model_config
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, flatten, is_keras3, keras_module,
@@ -386,7 +386,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
     calls = fixture.meta.get("calls")
     if not calls:
         return dict(zip(output_keys, _call(model, input_keys, fixture.inputs)))
-    from ..wrappers import split_calls
+    from ..semantics.wrappers import split_calls
     result = {}
     for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
         if k in calls.get("reset_before", ()):

@@ -19,7 +19,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import legacy, model_config
+from ..format import keras2_h5 as legacy
+from ..format import model_config
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import backend_name, keras_module, keras_version

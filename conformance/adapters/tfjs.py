@@ -327,7 +327,7 @@ def ask(message: dict, what: str, timeout: float | None = None) -> dict:
     """
     global _RUNNER
     if timeout is None:
-        from ..options import run_limit
+        from ..judge.options import run_limit
         limit = run_limit(None)
         timeout = limit - min(1.0, 0.1 * limit)
     started = time.monotonic()
@@ -519,7 +519,7 @@ def run(fixture) -> dict[str, np.ndarray]:
     request, families = request_for(fixture)
     if "ConvLSTM1D" in families:
         _NOTES[fixture.id] = "ConvLSTM1D run as tf.layers.convLstm2d over an added spatial axis of width 1"
-    from ..options import run_limit
+    from ..judge.options import run_limit
     limit = run_limit(fixture)  # the case's own timeout (--impl-timeout, or the default scaled with the fixture)
     response = ask(request, f"fixture {fixture.id!r}", limit - min(1.0, 0.1 * limit))
     if "error" in response:

@@ -226,7 +226,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
     if not calls:
         result = outputs(fixture.inputs)
     else:
-        from ..wrappers import split_calls
+        from ..semantics.wrappers import split_calls
         result = {}
         for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
             if k in calls.get("reset_before", ()):

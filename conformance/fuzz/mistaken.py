@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import __version__, reference
-from ..mistakes import BY_KEY, Mistake
-from ..registry import Implementation
-from ..tolerance import port_dtype
+from .. import __version__
+from ..semantics import reference
+from ..diagnosis.algebra import Mistake
+from ..diagnosis.catalogue import BY_KEY
+from ..judge.registry import Implementation
+from ..semantics.tolerance import port_dtype
 
 
 def attribute(mistake: Mistake) -> str:

@@ -22,8 +22,8 @@ from typing import Sequence
 from packaging.version import InvalidVersion, Version
 
 from . import findings, ports
-from .records import SummaryFormatError, check_summary
-from .verdict import Status
+from ..records import SummaryFormatError, check_summary
+from ..judge.verdict import Status
 
 SUMMARY = "summary.json"
 LABELS = {Status.PASSED: "pass", Status.FAILED: "FAIL", Status.XFAILED: "xfail", Status.SKIPPED: "skip",
