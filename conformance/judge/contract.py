@@ -34,9 +34,6 @@ class Contract:
     def __post_init__(self):
         if not callable(self.run):
             raise TypeError(f"{self.run!r} is not a callable run(fixture)")
-        if self.keras_version is not None and self.keras_semantics is not None:
-            raise TypeError(f"{_name(self.run)} declares keras_version (it is Keras) and keras_semantics "
-                            "(it follows Keras): a port declares keras_semantics only (SPEC 7.6)")
 
     @classmethod
     def of(cls, run: Callable) -> "Contract":
@@ -74,6 +71,9 @@ def implementation(**declared) -> Callable[[Callable], Callable]:
     unknown = sorted(set(declared) - set(OPTIONAL))
     if unknown:
         raise TypeError(f"unknown contract field(s) {', '.join(unknown)}; known: {', '.join(OPTIONAL)}")
+    if declared.get("keras_version") is not None and declared.get("keras_semantics") is not None:
+        raise TypeError("keras_version (it is Keras) and keras_semantics (it follows Keras) together: "
+                        "a port declares keras_semantics only (SPEC 7.6)")
 
     def declare(run: Callable) -> Callable:
         contract = Contract(run=run, **declared)
@@ -87,7 +87,3 @@ def implementation(**declared) -> Callable[[Callable], Callable]:
 
 def _value(value):
     return value() if callable(value) else value
-
-
-def _name(run) -> str:
-    return getattr(run, "__qualname__", None) or repr(run)

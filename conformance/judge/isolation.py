@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError,
                       NotApplicable, Unsupported)
+from .contract import Contract
 from .subprocess_impl import kill_group  # the cmd: protocol's: the child's whole process group
 
 LOAD_TIMEOUT_S = 60.0            # at least this long to import a plug-in (TensorFlow on a loaded machine)
@@ -333,7 +334,8 @@ def _child(recv_fd: int, send_fd: int) -> None:
                 case = (key, Fixture(Path(request["fixture"]), request["meta"]).isolated())
             private = case[1]
             private.timeout = request["timeout"]
-            value = getattr(run, request["method"])(private) if request["method"] != "run" else run(private)
+            value = (getattr(Contract.of(run), request["method"])(private) if request["method"] != "run"
+                     else run(private))
             if request["method"] == "run":
                 reply["result"], buffers = encode(value)
             else:
@@ -342,7 +344,7 @@ def _child(recv_fd: int, send_fd: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - the plug-in's failure (even sys.exit), sent as data
             reply = {"raises": _describe(exc)}
         reply["info"] = _safe(impl.info) or {}
-        notes = getattr(run, "notes", None)
+        notes = Contract.of(run).notes
         reply["notes"] = _safe(lambda: str(notes(case[1].id))) if callable(notes) and case else None
         send(reply, buffers)
 
@@ -363,14 +365,13 @@ def _load(request: dict):
         run = impl.load()
     except ImplementationError as exc:  # the parent adds the same first line
         return None, {"error": str(exc).removeprefix(f"implementation {impl.name!r} ({impl.value}) failed to load:\n")}
-    attrs = {"version": getattr(run, "version", None) or impl.version,
-             "returns_trace": bool(getattr(run, "returns_trace", True)),
-             "repro_env": [n for n in getattr(run, "repro_env", ()) if isinstance(n, str)],
-             "methods": [m for m in ("supports", "returns") if callable(getattr(run, m, None))],
-             "info": _safe(impl.info) or {}}
-    declares = "keras_version" if getattr(run, "keras_version", None) is not None else (
-        "keras_semantics" if getattr(run, "keras_semantics", None) is not None else None)
-    attrs["declares"] = declares
+    contract = Contract.of(run)
+    attrs = {"version": contract.version or impl.version,
+             "returns_trace": contract.returns_trace,
+             "repro_env": list(contract.repro_env),
+             "methods": [m for m in ("supports", "returns") if getattr(contract, m) is not None],
+             "info": _safe(impl.info) or {},
+             "declares": contract.declares}
     try:
         semantics = impl.keras_semantics()
         attrs["keras"] = [None if s is None else str(s) for s in semantics]

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from .. import ENTRY_POINT_GROUP
 from ..errors import EngineError, ImplementationError, UnknownImplementation, Unsupported
+from .contract import Contract
 from .subprocess_impl import command_implementation
 
 ENV_IMPL = "LSTM_CONFORMANCE_IMPL"
@@ -57,10 +58,10 @@ class Implementation:
         """Version and, for Keras-based implementations, Keras version and backend (loads the code)."""
         details = {"version": self.version}
         try:
-            run = self.load()
-            details["version"] = getattr(run, "version", None) or self.version
-            if hasattr(run, "info"):
-                details.update(run.info())
+            contract = self.contract()
+            details["version"] = contract.version or self.version
+            if contract.info is not None:
+                details.update(contract.info())
         except Unsupported as exc:  # an info() that found its library missing: the standard wording (requires.py)
             details["not_installed"] = str(exc)
         except BaseException as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in (even sys.exit)
@@ -77,13 +78,11 @@ class Implementation:
         converter of models that Keras 3.15 built follows 3.15's ``hard_sigmoid``); only the version
         range of ``applies_to`` is then checked, never the backend.
         """
-        run = self.load()
-        version = getattr(run, "keras_version", None)
-        if version is None:
-            follows = getattr(run, "keras_semantics", None)
-            return (follows() if callable(follows) else follows, None)
-        backend = getattr(run, "backend", None)
-        return (version() if callable(version) else version, backend() if callable(backend) else backend)
+        return self.contract().keras()
+
+    def contract(self) -> Contract:
+        """What the implementation declares (``judge.contract``): the one place its declaration is read."""
+        return Contract.of(self.load())
 
 
 PACKAGE_DISTRIBUTION = "lstm-conformance"

@@ -238,7 +238,7 @@ def _plain_all(infos: dict) -> dict:
 def _impl_notes(case: Case) -> str | None:
     """``run.notes(fixture_id)`` where the implementation offers it (e.g. the ops TFLite's converter produced)."""
     try:
-        notes = getattr(case.impl.load(), "notes", None)
+        notes = case.impl.contract().notes
     except Exception:  # noqa: BLE001 - an implementation that cannot load has no notes (its case says why)
         return None
     try:

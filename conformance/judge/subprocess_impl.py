@@ -30,6 +30,7 @@ import time
 from typing import Callable, Mapping, Sequence
 
 from .compare import validate
+from .contract import implementation
 from ..errors import EngineError, Unsupported
 from ..format.export import array_from_json, dumps, fixture_to_json
 from .options import run_limit  # the suite's rule: the case's fixture.timeout
@@ -101,9 +102,8 @@ def command_implementation(command: str, timeout: float | None = None) -> Callab
         return result
 
     # no run.version: the protocol carries none, and the command is already the implementation's name
-    run.info = lambda: {"protocol": f"json-{PROTOCOL}", "executable": executable}
     run.command = command
-    return run
+    return implementation(info=lambda: {"protocol": f"json-{PROTOCOL}", "executable": executable})(run)
 
 
 def _communicate(argv: list[str], request: bytes, timeout: float):

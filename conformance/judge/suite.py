@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..semantics.applicability import outside
 from .compare import compare
+from .contract import Contract
 from ..errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError,
                       NotApplicable, Unsupported)
 from ..format.fixtures import Fixture, gallery_dir
@@ -59,7 +60,7 @@ class Case:
 def repro_env(impl: Implementation) -> dict[str, str]:
     """The variables a case depends on, as set now: ``REPRO_ENV`` plus the implementation's ``repro_env``."""
     try:
-        declared = getattr(impl.load(), "repro_env", ())
+        declared = impl.contract().repro_env
     except Exception:  # noqa: BLE001 - an implementation that cannot load declares nothing (its case says why)
         declared = ()
     names = [*REPRO_ENV, *(n for n in declared if isinstance(n, str) and n not in REPRO_ENV)]
@@ -126,6 +127,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
                        reason=f"broken fixture: {fixture}")
     try:
         run = impl.load()
+        contract = impl.contract()
         fixture.arrays  # load and verify the arrays before blaming the implementation
         keras_version, backend = impl.keras_semantics()
     except ImplementationError as exc:
@@ -152,13 +154,13 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     private.timeout = timeout  # what a port that runs a process of its own kills it by (cmd:, tfjs)
     _guard_exits()
     try:  # what the implementation declares it cannot do is a skip before it runs (SPEC 7.3)
-        unsupported = run.supports(private) if callable(getattr(run, "supports", None)) else None
+        unsupported = contract.supports(private) if contract.supports is not None else None
     except Exception as exc:  # noqa: BLE001 - a broken supports() is the plug-in's failure, in its own case
         why = f"supports() raised {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     if unsupported:
         return Verdict(Status.SKIPPED, f"{impl.name}: {unsupported}", reason=str(unsupported))
-    version = getattr(run, "version", None) or impl.version
+    version = contract.version or impl.version
     try:
         result = call_with_timeout(run, private, timeout)
     except Unsupported as exc:  # NotApplicable: outside the implementation's scope (n/a), not a missing feature
@@ -187,23 +189,22 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     finally:
         private.release()  # the scratch copies of the model file (Fixture.model_path)
     try:
-        returns = _declared_outputs(run, private)
+        returns = _declared_outputs(contract, private)
     except Exception as exc:  # noqa: BLE001 - a broken returns() is the plug-in's failure, in its own case
         why = f"returns() raised {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     try:
         return compare(fixture, result, impl.name, version, case.repro(), diagnose,
-                       can_trace=bool(getattr(run, "returns_trace", True)), returns=returns)
+                       can_trace=contract.returns_trace, returns=returns)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
         why = f"returned output that could not be read: {type(exc).__name__}: {exc}"
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} {why}\n"
                                       f"repro: {case.repro()}", reason=why, repro=case.repro(), impl_version=version)
 
 
-def _declared_outputs(run, fixture):
-    """``run.returns(fixture)``: the outputs a port declares it returns (the rest: a partial case), or None."""
-    declared = getattr(run, "returns", None)
-    if not callable(declared):
+def _declared_outputs(contract: Contract, fixture):
+    """``returns(fixture)``: the outputs a port declares it returns (the rest: a partial case), or None."""
+    if contract.returns is None:
         return None
-    names = declared(fixture)
+    names = contract.returns(fixture)
     return None if names is None else frozenset(str(n) for n in names)
