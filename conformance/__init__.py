@@ -5,7 +5,7 @@ under the entry point group ``lstm_conformance.implementations``; see SPEC.md.
 """
 
 from .errors import ConversionError, FixtureError, ImplementationError, NotApplicable, Unsupported
-from .fixtures import Fixture, gallery_dir, list_fixtures, load_fixture
+from .format.fixtures import Fixture, gallery_dir, list_fixtures, load_fixture
 
 __version__ = "0.1.0"
 ENTRY_POINT_GROUP = "lstm_conformance.implementations"

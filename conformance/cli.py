@@ -13,19 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from . import __version__, fuzz, options, registry, session
-from .errors import FixtureError
-from .fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, select, short_digest
-from .gallery import DEFAULT_MAX_BYTES, fence, fmt, shape_text, trace_keys
-from .errors import Unsupported
-from .families import family
-from .wrappers import Part
-from . import wrappers
-from .options import ENV_FIXTURES, OPTIONS, dest
+from . import __version__, fuzz
+from .errors import FixtureError, Unsupported
+from .format.fixtures import SAFE_ID, Fixture, list_fixtures, load_fixture, resolve_citation, select, short_digest
+from .judge import options, registry, session
+from .judge.options import ENV_FIXTURES, OPTIONS, dest
+from .report.gallery import DEFAULT_MAX_BYTES, shape_text
 from .text import printable
-
 
 
 class UsageError(session.UsageError):
@@ -113,140 +107,23 @@ def precision_arg(text: str) -> int:
 def cmd_show(args) -> int:
     fixture = find(args)
     if args.format == "json":  # the export's document of this one fixture (SPEC 11), to attach to an issue
-        from .export import dumps, fixture_to_json
+        from .format.export import dumps, fixture_to_json
         sys.stdout.write(dumps(fixture_to_json(fixture)))
         return 0
-    from .gallery import fixture_markdown
+    from .report.gallery import fixture_markdown
     print(printable(fixture_markdown(fixture, precision=args.precision)))
     return 0
 
 
 # -- explain --------------------------------------------------------------------------------------
 
-EXPLAIN_STEPS = 12       # a longer sequence (the scale family) is walked for its first 3 steps and its last
-EXPLAIN_THRESHOLD = 64   # a longer vector is summarised (first and last three values)
-
-
-def _row(label: str, value, width: int, precision: int | None = None) -> str:
-    """``  label  [values]`` with continuation lines of a 2-D array aligned under the first."""
-    pad = " " * (width + 3)
-    first, *rest = fmt(value, precision, EXPLAIN_THRESHOLD).splitlines()
-    return "\n".join([f"  {label:{width}} {first}", *(pad + line for line in rest)])
-
-
-def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[str], dict]:
-    """Every step of one plain layer for one batch row; returns the text and the reference's result (all rows)."""
-    from . import reference
-    from .gallery import _activations_text
-
-    layer, config, inputs = part.layer, part.config, part.inputs
-    fam = family(layer)
-    pfx = part.prefix + "/" if part.prefix and not part.shared_weights else ""
-    result = reference.forward(layer, dict(config, return_sequences=True), part.weights, part.gates,
-                               part.activations, inputs)
-    trace = result["trace"]
-    w = fam.weights(config, part.weights, part.gates)
-    state_names = fam.states
-    backwards = bool(config.get("go_backwards", False))
-    x = np.asarray(inputs["x"], np.float64)
-    steps = x.shape[1]
-    mask = inputs.get("mask")
-    zero_masked = bool(config.get("zero_output_for_mask", False))
-
-    body = [*([part.note, ""] if part.note else []),
-            "Which columns are which gate (the fixture's `gates`: [start:stop] of the last axis):"]
-    width = max(len(pfx + name) for name in part.weights)
-    for name, weight in part.weights.items():
-        ranges = "  ".join(f"{g} [{a}:{b}]" for g, (a, b) in part.gates.get(name, {}).items())
-        body.append(f"  {pfx + name:{width}}  {shape_text(weight.shape):6} {ranges}")
-    if not config.get("use_bias", True):
-        body.append("  (use_bias=False: every bias term below is zero)")
-    body += ["", f"The {layer} cell as Keras computes it:", *(f"  {line}" for line in fam.explain_lines(config)),
-             *(f"  {line.replace('`', '')}" for line in _activations_text(part.activations))]
-    order = list(range(steps - 1, -1, -1)) if backwards else list(range(steps))
-    body += ["", "Processing order: input steps " + ", ".join(map(str, order))
-             + (" (go_backwards: the returned sequence stays in this order)" if backwards else "")]
-    previous = {}
-    for n in state_names:
-        given = inputs.get(f"initial_state_{n}")
-        zeros = np.zeros(np.shape(result[f"state_{n}"])[1:])  # (units,), or ConvLSTM's (*positions, filters)
-        previous[n] = zeros if given is None else np.asarray(given[batch], np.float64)
-        body.append(f"initial {n}0 = " + ("zeros" if given is None else fmt(previous[n], precision)))
-    if mask is not None:
-        body.append(f"mask row {batch} (input order) = {fmt(mask[batch], precision)}")
-    skipped = ("mask 0: skipped (gate values are computed but discarded, the states are held, the output "
-               + ("is zeros: zero_output_for_mask)" if zero_masked else
-                  "repeats the previous output, zeros before the first computed step)"))
-    walked = set(range(steps)) if steps <= EXPLAIN_STEPS else {0, 1, 2, steps - 1}
-    for k, t in enumerate(order):
-        if k not in walked:
-            if k - 1 in walked:
-                body += ["", f"... steps {k} to {steps - 2} not shown ({steps - 1 - k} steps; the sequence has {steps})"]
-            previous = {n: trace[n][batch, k] for n in state_names}
-            continue
-        computed = mask is None or bool(mask[batch, t])
-        note = "" if mask is None else (", mask 1: computed" if computed else ", " + skipped)
-        body += ["", f"step {k} = input step {t}{note}"]
-        xt, h_prev = x[batch, t], previous["h"]
-        rows = [("x_t", xt)] + [(f"{n}_prev", previous[n]) for n in state_names]
-        step = {n: v[batch, k] for n, v in trace.items()}
-        for label, value, tname in fam.pre_activations(w, config, xt, h_prev, step):
-            rows += [(label, value), (tname, step[tname])]
-        shown = {r[0] for r in rows}
-        rows += [(n, trace[n][batch, k]) for n in trace_keys(trace) if n not in shown]
-        rows.append(("output", result["output"][batch, k]))
-        body += [_row(label, value, 9, precision) for label, value in rows]
-        previous = {n: trace[n][batch, k] for n in state_names}
-    return body, result
-
-
 def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None) -> str:
-    """The seed question answered for one fixture: gate columns, then every step of one batch row
-    (values float32-exact, or with ``precision`` fixed decimals)."""
-    from . import reference
-
-    n_batch = fixture.inputs["x"].shape[1 if fixture.config.get("time_major") else 0]  # time_major: (time, batch, ..)
-    if not 0 <= batch < n_batch:
-        raise UsageError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
-    calls = fixture.meta.get("calls")
+    """``report.explain.explain_text``, its refusals as usage errors (exit 2)."""
+    from .report.explain import ExplainError, explain_text as text
     try:
-        parts = wrappers.parts(fixture)
-    except Unsupported as exc:
-        raise UsageError(f"explain is not supported for {fixture.id}: {exc}; "
-                         f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate") from None
-    body, last = [], None
-    for k, part in enumerate(parts):
-        if fixture.layer == "Stacked" and last is not None:
-            part.inputs["x"] = last["output"]
-        if calls and wrappers.carries(calls, k):
-            part.inputs.update(wrappers.final_states(last))
-        lines, last = _walk(part, batch, precision)
-        body += [*(["", "-" * 40] if body else []), *lines]
-    whole = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
-                              fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
-    body += ["", f"Outputs for batch row {batch}: the fixture's expected values (Keras) vs the numpy reference"]
-    width = max(len(f"{name} reference") for name in fixture.expected)
-    time_major = bool(fixture.config.get("time_major") and fixture.config.get("return_sequences"))
-    for name, want in fixture.expected.items():
-        if time_major and name == "output":  # (time, batch, units): the batch row is the second axis
-            got, want = whole[name][:, batch], want[:, batch]
-        else:
-            got, want = whole[name][batch], want[batch]
-        diff = float(np.abs(got - want).max())
-        body += [_row(f"{name} expected", want, width, precision),
-                 _row(f"{name} reference", got, width, precision),
-                 f"  {name} max abs diff {diff:.3g} (atol {fixture.tolerance['atol']:g})"]
-    stored, trace = fixture.trace, whole["trace"]
-    common = [k for k in stored if k in trace]
-    if common:
-        worst = max(float(np.abs(trace[k] - stored[k]).max()) for k in common)
-        body.append(f"The reference's trace agrees with the fixture's stored trace to max abs diff {worst:.3g}.")
-    elif not stored:
-        body.append("This fixture stores no trace (the scale family's would be most of the gallery); "
-                    "the outputs above are what it checks.")
-    head = [f"## `{fixture.citation}` explained ({fixture.layer}, batch row {batch})", "",
-            fixture.description.strip(), ""]
-    return "\n".join([*head, *fence(body), ""])
+        return text(fixture, batch, precision)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_explain(args) -> int:
@@ -265,7 +142,7 @@ def cmd_verify(args) -> int:
     Keras is imported only when a model file has passed its sha256 and its config check. The set digest covers
     the verified fixtures.
     """
-    from .fixtures import Listing
+    from .format.fixtures import Listing
     listing = load_listing(args)
     if not listing.fixtures and not listing.errors:
         raise UsageError(f"{listing.root}: no fixture in this folder (a fixture is a folder holding fixture.yaml)")
@@ -304,7 +181,7 @@ def cmd_verify(args) -> int:
 
 def check_model_config(where: Path, data: bytes) -> None:
     """The model file's config allows only built-in recurrent models (``model_config``); FixtureError otherwise."""
-    from .model_config import check_file
+    from .format.model_config import check_file
     check_file(data, where)
 
 
@@ -312,7 +189,7 @@ def keras2_file(fixture, unchecked: list) -> list[str]:
     """``[file]`` when keras2-h5.yaml lists a Keras 2 file for the fixture (bound, sha256- and config-checked),
     else []. A file whose config cannot be read here (no h5py) is added to ``unchecked``."""
     from .errors import NotApplicable
-    from .legacy import h5_file
+    from .format.keras2_h5 import h5_file
     try:
         entry, data = h5_file(fixture)
     except NotApplicable:
@@ -329,9 +206,9 @@ def keras2_file(fixture, unchecked: list) -> list[str]:
 def cmd_run(args) -> int:
     """The suite without pytest: the same session, ledger, table and JSON summary as the plug-in."""
     from . import cache
-    from .options import OPTIONS, dest
-    from .progress import Progress
-    from .session import Results, Session
+    from .judge.options import OPTIONS, dest
+    from .report.progress import Progress
+    from .judge.session import Results, Session
 
     run = Session.open(**{dest(flag): getattr(args, dest(flag)) for flag, _ in OPTIONS})
     print("\n".join(run.header_lines()))
@@ -370,7 +247,7 @@ def cmd_run(args) -> int:
 
 def cmd_export(args) -> int:
     """Write ``DIR/<id>.json`` per fixture; DIR must be new or empty unless ``--force`` (``check_out_dir``)."""
-    from .export import ExportTargetError, check_out_dir, export_json  # imported only when asked for
+    from .format.export import ExportTargetError, check_out_dir, export_json  # imported only when asked for
     try:
         check_out_dir(args.out_dir, force=args.force)
     except ExportTargetError as exc:
@@ -403,7 +280,7 @@ def chosen_fixtures(listing, patterns: list[str]):
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from .report import matrix as report
     argv = [args.results_dir] + [item for flag, value in (("--md", args.md), ("--html", args.html),
                                                           ("--ports-md", args.ports_md), ("--ports-html", args.ports_html))
                                  if value for item in (flag, value)]
@@ -438,7 +315,7 @@ GALLERY_REPLACED = ("README.md and files named <id>.md and <id>.png are replaced
 
 def cmd_gallery(args) -> int:
     """Render into OUT_DIR, which must be new or empty unless ``--force`` (export's rule, ``outdir``)."""
-    from .gallery import render
+    from .report.gallery import render
     from .outdir import OutDirError, check_out_dir
     try:
         check_out_dir(args.out_dir, args.force, "render the gallery", GALLERY_REPLACED)

@@ -15,10 +15,12 @@ import re
 
 import pytest
 
-from . import cache, registry, tags
-from .options import OPTIONS, dest
-from .progress import Progress
-from .session import Results, Session, SummaryError, UsageError
+from . import cache
+from .judge import registry
+from .format import tags
+from .judge.options import OPTIONS, dest
+from .report.progress import Progress
+from .judge.session import Results, Session, SummaryError, UsageError
 from .text import printable
 
 pytest_plugins = ["conformance.fuzz.pytest_plugin"]  # --conformance-fuzz N: the fuzzer inside the suite

@@ -235,7 +235,7 @@ def _validator():
 
 def check_summary(data: Any, where) -> None:
     """Raise SummaryFormatError naming ``where`` unless ``data`` is a summary of format SUMMARY_FORMAT."""
-    from .schema import describe, json_path
+    from .format.schema import describe, json_path
 
     if isinstance(data, dict) and "format" not in data and isinstance(data.get("cases"), list):
         written = data.get("lstm_conformance")

@@ -3,7 +3,7 @@
 import pytest
 
 from .plugin import run_case
-from .verdict import Status
+from .judge.verdict import Status
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import wrappers
+from ..semantics import wrappers
 from ..errors import Unsupported
-from ..families import FAMILIES
-from ..tolerance import port_dtype
-from ..wrappers import MERGES, sub_mapping as _sub
+from ..semantics.families import FAMILIES
+from ..semantics.tolerance import port_dtype
+from ..semantics.wrappers import MERGES, sub_mapping as _sub
 
 # The fused ops (nn.LSTM, ONNX LSTM...) step vectors (batch, features): a family whose states have spatial axes
 # (ConvLSTM1D/2D) has no counterpart there, so it is not listed and ``single``/``bidirectional`` refuse it.

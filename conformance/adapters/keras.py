@@ -16,11 +16,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import Unsupported
-from ..families import FAMILIES
-from .. import wrappers
-from ..wrappers import split_calls, sub_mapping as _sub
+from ..semantics.families import FAMILIES
+from ..semantics import wrappers
+from ..semantics.wrappers import split_calls, sub_mapping as _sub
 from . import quiet
 from .requires import require
+from ..judge.contract import implementation
 
 LAYER_STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
@@ -352,6 +353,7 @@ def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, 
     return compute(layer, config, weights, inputs, activation_overrides)
 
 
+@implementation(info=info, keras_version=keras_version, backend=backend_name)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras``."""
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
@@ -359,8 +361,3 @@ def run(fixture) -> dict[str, np.ndarray]:
     with quiet.calls():  # TensorFlow's first-use notices (e.g. oneDNN's on the first mask) stay out of reports
         return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs,
                            calls=fixture.meta.get("calls"))
-
-
-run.info = info
-run.keras_version = keras_version
-run.backend = backend_name

@@ -32,11 +32,12 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import model_config
+from ..format import model_config
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, flatten, is_keras3, keras_module,
                     keras_version, make_layer, ordered_weights, rnn_of_cells, set_cell_weights, stacked_cells)
+from ..judge.contract import implementation
 
 MODEL_FILE = "model.keras"
 # contract_model's layer names: rnn (the twin: rnn_final_state) or rnn_<k> in a stack; Bidirectional has halves
@@ -365,12 +366,6 @@ def _call(model, input_keys, chunk: Mapping[str, np.ndarray]) -> list[np.ndarray
     return [_numpy(t) for t in result] if isinstance(result, (list, tuple)) else [_numpy(result)]
 
 
-def run(fixture) -> dict[str, np.ndarray]:
-    """Entry point ``keras-load``."""
-    with quiet.calls():  # TensorFlow's first-use notices (oneDNN's on the first mask) stay out of reports
-        return _run(fixture)
-
-
 def _run(fixture) -> dict[str, np.ndarray]:
     entry, data = read_model_file(fixture)
     try:
@@ -386,7 +381,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
     calls = fixture.meta.get("calls")
     if not calls:
         return dict(zip(output_keys, _call(model, input_keys, fixture.inputs)))
-    from ..wrappers import split_calls
+    from ..semantics.wrappers import split_calls
     result = {}
     for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
         if k in calls.get("reset_before", ()):
@@ -399,6 +394,8 @@ def info() -> dict:
     return {"keras": keras_version(), "backend": backend_name()}
 
 
-run.info = info
-run.keras_version = keras_version
-run.backend = backend_name
+@implementation(info=info, keras_version=keras_version, backend=backend_name)
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point ``keras-load``."""
+    with quiet.calls():  # TensorFlow's first-use notices (oneDNN's on the first mask) stay out of reports
+        return _run(fixture)

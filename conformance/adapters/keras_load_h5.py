@@ -19,11 +19,13 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import legacy, model_config
+from ..format import keras2_h5 as legacy
+from ..format import model_config
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import backend_name, keras_module, keras_version
 from .keras_load import _call, check_model_weights, info
+from ..judge.contract import implementation
 
 
 def load_h5(path, where=None):
@@ -59,13 +61,9 @@ def compute(fixture, entry: Mapping, data: bytes) -> dict[str, np.ndarray]:
         fixture.release()
 
 
+@implementation(info=info, keras_version=keras_version, backend=backend_name)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras-load-h5``."""
     with quiet.calls():
         entry, data = legacy.h5_file(fixture)  # NotApplicable when unlisted, FixtureError when stale or tampered
         return compute(fixture, entry, data)
-
-
-run.info = info
-run.keras_version = keras_version
-run.backend = backend_name

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import Unsupported
 from . import convert
 from .requires import check_installed, distribution_version, require
+from ..judge.contract import implementation
 
 LIBRARY = "ONNX Runtime"
 OPSET = 14          # the LSTM/GRU/RNN operators as of opset 14 (``layout`` added; we use the default 0)
@@ -151,12 +152,8 @@ def rnn(spec: convert.Recurrent) -> list:
             for k in range(len(spec.halves))]
 
 
+@implementation(version=distribution_version("onnxruntime"), info=info, supports=supports)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``onnxruntime``."""
     _libraries()
     return convert.run_fixture(fixture, rnn, LIBRARY)
-
-
-run.version = distribution_version("onnxruntime")
-run.info = info
-run.supports = supports

@@ -50,6 +50,7 @@ from ..errors import ConversionError, Unsupported
 from . import keras_load, ported, quiet
 from .keras import LAYER_STATES
 from .requires import check_installed, distribution_version, require
+from ..judge.contract import implementation
 
 TOOL = "openvino"
 DEVICE = "CPU"
@@ -293,8 +294,6 @@ def _info_for(impl: str):
 
 
 for _callable, _impl in ((run, "openvino"), (run_f32, "openvino-f32")):
-    _callable.info = _info_for(_impl)
-    _callable.notes = _notes_for(_impl)
-    _callable.returns_trace = False
-    _callable.version = distribution_version("openvino")  # the tool's version, in failure messages and the report
-    _callable.keras_semantics = keras_load.keras_version  # the Keras that built the model OpenVINO converts (SPEC 7.7)
+    implementation(info=_info_for(_impl), notes=_notes_for(_impl), returns_trace=False,
+                   version=distribution_version("openvino"),  # the tool's version, in failure messages and the report
+                   keras_semantics=keras_load.keras_version)(_callable)  # the Keras that built what it converts

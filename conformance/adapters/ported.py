@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import Unsupported
-from ..wrappers import carries, split_calls
+from ..semantics.wrappers import carries, split_calls
 from . import keras_load
 
 Feed = Callable[[dict], dict]   # {contract input key: array} -> {contract output key: array}

@@ -53,6 +53,7 @@ from ..errors import ConversionError, Unsupported
 from . import keras_load, ported, quiet
 from .keras import LAYER_STATES
 from .requires import check_installed, distribution_version, require
+from ..judge.contract import implementation
 
 TOOL = "tf2onnx"
 API = "tf2onnx.convert.from_keras"
@@ -259,14 +260,6 @@ class Session:
         return {key: np.asarray(value) for key, value in zip(keys, values)}
 
 
-def run(fixture) -> dict[str, np.ndarray]:
-    """Entry point ``tf2onnx``."""
-    _tf2onnx()
-    _onnxruntime()
-    with quiet.calls():  # TensorFlow's native notices during tracing stay out of reports
-        return _run(fixture)
-
-
 def _run(fixture) -> dict[str, np.ndarray]:
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"the tf2onnx adapter has no Keras model for layer {fixture.layer!r}")
@@ -329,9 +322,16 @@ def info() -> dict:
     return details
 
 
-run.info = info
-run.notes = notes
-run.version = tool_version()
-run.returns_trace = False
-run.keras_semantics = keras_load.keras_version  # the Keras that built the model tf2onnx converted (SPEC §7.7)
-run.repro_env = (OPSET_VARIABLE,)
+@implementation(
+    info=info,
+    notes=notes,
+    version=tool_version(),
+    returns_trace=False,
+    keras_semantics=keras_load.keras_version,  # the Keras that built the model tf2onnx converted (SPEC §7.7)
+    repro_env=(OPSET_VARIABLE,))
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point ``tf2onnx``."""
+    _tf2onnx()
+    _onnxruntime()
+    with quiet.calls():  # TensorFlow's native notices during tracing stay out of reports
+        return _run(fixture)

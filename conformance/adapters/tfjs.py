@@ -70,6 +70,7 @@ import numpy as np
 
 from ..cache import user_cache_dir
 from ..errors import ConversionError, Unsupported
+from ..judge.contract import implementation
 
 TFJS_VERSION = "4.22.0"
 ENV_MODULES = "LSTM_CONFORMANCE_TFJS_MODULES"
@@ -327,7 +328,7 @@ def ask(message: dict, what: str, timeout: float | None = None) -> dict:
     """
     global _RUNNER
     if timeout is None:
-        from ..options import run_limit
+        from ..judge.options import run_limit
         limit = run_limit(None)
         timeout = limit - min(1.0, 0.1 * limit)
     started = time.monotonic()
@@ -511,30 +512,6 @@ PHASES = {"build": "building the layer", "weights": "setting the weights", "run"
           "protocol": "reading the request"}
 
 
-def run(fixture) -> dict[str, np.ndarray]:
-    """Entry point: the fixture's layer built and run by TensorFlow.js 4.22.0 in Node.js (see the module docstring)."""
-    reason = readiness()
-    if reason:
-        raise Unsupported(reason)
-    request, families = request_for(fixture)
-    if "ConvLSTM1D" in families:
-        _NOTES[fixture.id] = "ConvLSTM1D run as tf.layers.convLstm2d over an added spatial axis of width 1"
-    from ..options import run_limit
-    limit = run_limit(fixture)  # the case's own timeout (--impl-timeout, or the default scaled with the fixture)
-    response = ask(request, f"fixture {fixture.id!r}", limit - min(1.0, 0.1 * limit))
-    if "error" in response:
-        error = response["error"]
-        message = f"{error.get('name', 'Error')}: {error.get('message', '')}"
-        if error.get("phase") == "build" and "does not support reset_after" in message:
-            raise Unsupported(f"tfjs {TFJS_VERSION} refuses GRU reset_after=True ({message}); its GRUCell documents "
-                              f"resetAfter 'only false is supported' (tfjs-layers/src/layers/recurrent.ts "
-                              f"lines 1289-1294 and 1337-1340 at tfjs-v{TFJS_VERSION})")
-        stack = "\n".join("  | " + line for line in str(error.get("stack", "")).splitlines()[1:6])
-        raise ConversionError(f"tfjs {TFJS_VERSION} threw while {PHASES.get(error.get('phase'), error.get('phase'))} "
-                              f"for fixture {fixture.id!r}: {message}" + (f"\n{stack}" if stack else ""))
-    return _named(fixture, families, response["results"])
-
-
 def supports(fixture) -> str | None:
     """Node.js or the node modules missing (with the fix), or a Keras option tfjs has no counterpart for."""
     reason = readiness()
@@ -575,12 +552,6 @@ def info() -> dict:
     return details
 
 
-run.version = TFJS_VERSION
-run.info = info
-run.notes = notes
-run.supports = supports
-run.returns_trace = False  # tfjs exposes no per-gate values
-run.repro_env = (ENV_MODULES,)  # where the node modules are: a repro line needs the same folder
 
 
 def main(argv=None) -> int:
@@ -611,3 +582,34 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@implementation(
+    version=TFJS_VERSION,
+    info=info,
+    notes=notes,
+    supports=supports,
+    returns_trace=False,  # tfjs exposes no per-gate values
+    repro_env=(ENV_MODULES,))  # where the node modules are: a repro line needs the same folder
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point: the fixture's layer built and run by TensorFlow.js 4.22.0 in Node.js (see the module docstring)."""
+    reason = readiness()
+    if reason:
+        raise Unsupported(reason)
+    request, families = request_for(fixture)
+    if "ConvLSTM1D" in families:
+        _NOTES[fixture.id] = "ConvLSTM1D run as tf.layers.convLstm2d over an added spatial axis of width 1"
+    from ..judge.options import run_limit
+    limit = run_limit(fixture)  # the case's own timeout (--impl-timeout, or the default scaled with the fixture)
+    response = ask(request, f"fixture {fixture.id!r}", limit - min(1.0, 0.1 * limit))
+    if "error" in response:
+        error = response["error"]
+        message = f"{error.get('name', 'Error')}: {error.get('message', '')}"
+        if error.get("phase") == "build" and "does not support reset_after" in message:
+            raise Unsupported(f"tfjs {TFJS_VERSION} refuses GRU reset_after=True ({message}); its GRUCell documents "
+                              f"resetAfter 'only false is supported' (tfjs-layers/src/layers/recurrent.ts "
+                              f"lines 1289-1294 and 1337-1340 at tfjs-v{TFJS_VERSION})")
+        stack = "\n".join("  | " + line for line in str(error.get("stack", "")).splitlines()[1:6])
+        raise ConversionError(f"tfjs {TFJS_VERSION} threw while {PHASES.get(error.get('phase'), error.get('phase'))} "
+                              f"for fixture {fixture.id!r}: {message}" + (f"\n{stack}" if stack else ""))
+    return _named(fixture, families, response["results"])

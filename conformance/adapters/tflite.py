@@ -37,6 +37,7 @@ from .keras import LAYER_STATES, keras_module, keras_version, backend_name
 from . import quiet
 from .requires import distribution_version, require
 from . import keras_load
+from ..judge.contract import implementation
 
 _NOTES: dict[str, str] = {}
 _OPS_SEEN: set[str] = set()
@@ -183,19 +184,6 @@ class Converted:
         return _outputs(result, self.output_keys, self.output_names)
 
 
-def run(fixture) -> dict[str, np.ndarray]:
-    """Entry point ``tflite``.
-
-    The fixture's model is converted as configured; where it does not return its final
-    states, the same layers with ``return_state=True`` are converted as a second model
-    for them. (One model holding both tripped the converter on tf.keras 2: a fused
-    UNIDIRECTIONAL_SEQUENCE_LSTM beside a WHILE-loop LSTM gave wrong final states.)
-    """
-    _tf()
-    with quiet.calls():  # the converter's and interpreter's notices stay out of reports
-        return _run(fixture)
-
-
 def _run(fixture) -> dict[str, np.ndarray]:
     keras_module()
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):  # every registered family (ConvLSTM too)
@@ -226,7 +214,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
     if not calls:
         result = outputs(fixture.inputs)
     else:
-        from ..wrappers import split_calls
+        from ..semantics.wrappers import split_calls
         result = {}
         for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
             if k in calls.get("reset_before", ()):
@@ -257,8 +245,22 @@ def info() -> dict:
 
 
 # the tool's version (TFLite ships inside TensorFlow), not the suite's; None where TensorFlow is not installed
-run.version = distribution_version("tensorflow") or distribution_version("tensorflow-cpu")
-run.info = info
-run.notes = notes
-run.keras_version = keras_version
-run.backend = backend_name
+
+
+@implementation(
+    version=distribution_version("tensorflow") or distribution_version("tensorflow-cpu"),
+    info=info,
+    notes=notes,
+    keras_version=keras_version,
+    backend=backend_name)
+def run(fixture) -> dict[str, np.ndarray]:
+    """Entry point ``tflite``.
+
+    The fixture's model is converted as configured; where it does not return its final
+    states, the same layers with ``return_state=True`` are converted as a second model
+    for them. (One model holding both tripped the converter on tf.keras 2: a fused
+    UNIDIRECTIONAL_SEQUENCE_LSTM beside a WHILE-loop LSTM gave wrong final states.)
+    """
+    _tf()
+    with quiet.calls():  # the converter's and interpreter's notices stay out of reports
+        return _run(fixture)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import Unsupported
 from . import convert
 from .requires import check_installed, distribution_version, require
+from ..judge.contract import implementation
 
 LIBRARY = "PyTorch"
 MODULES = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
@@ -121,12 +122,8 @@ def rnn(spec: convert.Recurrent) -> list:
             for k in range(len(spec.halves))]
 
 
+@implementation(version=distribution_version("torch"), info=info, supports=supports)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``torch``."""
     _torch()
     return convert.run_fixture(fixture, rnn, LIBRARY)
-
-
-run.version = distribution_version("torch")
-run.info = info
-run.supports = supports

@@ -1,23 +1,6 @@
-"""SimpleRNN: one block h; state h; no recurrent activation."""
+"""Moved to ``conformance.semantics.families.simple_rnn`` (this name is kept: it is the same module)."""
 
-from __future__ import annotations
+import importlib
+import sys
 
-from . import Family
-
-
-def cell(x, states, w, act, rec_act, config):
-    (h,) = states
-    h_new = act(x @ w["kernel"]["h"] + h @ w["recurrent_kernel"]["h"] + w["bias"]["h"])
-    return {"h": h_new}, (h_new,)
-
-
-def pre_activations(w, config, x, h, step):
-    return [("pre h", x @ w["kernel"]["h"] + h @ w["recurrent_kernel"]["h"] + w["bias"]["h"], "h")]
-
-
-FAMILY = Family(
-    layer="SimpleRNN", gates=("h",), states=("h",), trace=("h",), cell=cell, pre_activations=pre_activations,
-    recurrent_activation=False,
-    config_keys=(("units", None), ("activation", "tanh"), ("use_bias", True)),
-    explain=("pre_h = x_t @ kernel + h_prev @ recurrent_kernel + bias", "h = activation(pre_h)"),
-)
+sys.modules[__name__] = importlib.import_module("conformance.semantics.families.simple_rnn")

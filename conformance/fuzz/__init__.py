@@ -41,7 +41,7 @@ def _positive(kind):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``lstm-conformance fuzz``; ``main(args)`` runs it."""
-    from ..options import OPTIONS, dest
+    from ..judge.options import OPTIONS, dest
     suite_options = dict(OPTIONS)  # the suite's own --impl and --impl-timeout: one vocabulary
     parser.add_argument("--impl", dest="impl", **suite_options["--impl"])
     limit = parser.add_mutually_exclusive_group()
@@ -79,9 +79,9 @@ def main(args: argparse.Namespace) -> int:
         return usage(missing)
     import os
 
-    from .. import registry
+    from ..judge import registry
     from ..errors import ImplementationError
-    from ..options import ENV_IMPL, per_fixture_timeout
+    from ..judge.options import ENV_IMPL, per_fixture_timeout
     from . import engine
 
     if not args.impl and not os.environ.get(ENV_IMPL):

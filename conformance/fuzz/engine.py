@@ -32,17 +32,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import __version__, reference, tags as vocabulary
+from .. import __version__
+from ..semantics import reference
+from ..format import tags as vocabulary
 from ..cache import user_cache_dir
-from ..compare import compare
+from ..judge.compare import compare
 from ..errors import Unsupported
-from ..fixtures import Fixture, load_fixture
-from ..registry import Implementation
-from ..suite import Case, judge
-from ..verdict import Status
-from ..writer import finish_meta, write_fixture
+from ..format.fixtures import Fixture, load_fixture
+from ..judge.registry import Implementation
+from ..judge.suite import Case, judge
+from ..judge.verdict import Status
+from ..format.writer import finish_meta, write_fixture
 from . import DEFAULT_BUDGET, DEFAULT_OUT as DEFAULT_OUT_NAME, space
-from ..entries import fixture_meta, keras2_hard_sigmoid, parts, saved_model
+from ..generate.entries import fixture_meta, keras2_hard_sigmoid, parts, saved_model
 
 TOLERANCE = {"atol": 1e-05, "rtol": 0.0001}   # the gallery's
 ROUND = 100                                   # examples per round under --seconds (each round has its own seed)
@@ -389,7 +391,7 @@ def search(impl: Implementation, oracle: Oracle, *, seed: int = 0, budget: int |
 
 def _conclude(impl, oracle, result: Result, failing: dict, out: Path | None, timeout: float) -> Finding:
     """Write the shrunk counterexample and judge the written folder with the diagnosis, as the suite would."""
-    from ..mistakes import diagnose
+    from ..diagnosis.search import diagnose
 
     entry, kind = failing["entry"], failing["kind"]
     if kind == "fuzzer-error":  # no expected values to write

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import __version__, reference
-from ..mistakes import BY_KEY, Mistake
-from ..registry import Implementation
-from ..tolerance import port_dtype
+from .. import __version__
+from ..semantics import reference
+from ..diagnosis.algebra import Mistake
+from ..diagnosis.catalogue import BY_KEY
+from ..judge.contract import implementation as declare
+from ..judge.registry import Implementation
+from ..semantics.tolerance import port_dtype
 
 
 def attribute(mistake: Mistake) -> str:
@@ -33,7 +36,7 @@ def run_with(mistake: Mistake):
         cast = {k: np.asarray(v, dtype) for k, v in result.items() if k != "trace"}
         cast["trace"] = {k: np.asarray(v, dtype) for k, v in result["trace"].items()}
         return cast
-    run.version = __version__
+    declare(version=__version__)(run)
     run.__name__ = attribute(mistake)
     return run
 

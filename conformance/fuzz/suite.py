@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .. import registry
-from ..options import per_fixture_timeout
+from ..judge import registry
+from ..judge.options import per_fixture_timeout
 from . import engine
 
 

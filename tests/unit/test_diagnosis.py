@@ -19,6 +19,7 @@ from conformance.compare import compare
 from conformance.mistakes import (BY_KEY, CATALOGUE, MAX_PAIRS, PRECISIONS, Problem, diagnose, precision,
                                   round_bfloat16, round_float16)
 import conformance.mistakes as mistakes
+from conformance.diagnosis import search
 from conformance.verdict import Status
 
 from conftest import REPO
@@ -177,7 +178,7 @@ def test_a_mistake_in_a_real_runtimes_bfloat16_is_named_with_the_precision():
 def test_pairs_evaluated_are_bounded(monkeypatch):
     composed = []
     pair = mistakes._pair
-    monkeypatch.setattr(mistakes, "_pair", lambda a, b: composed.append((a, b)) or pair(a, b))
+    monkeypatch.setattr(search, "_pair", lambda a, b: composed.append((a, b)) or pair(a, b))
     for fixture_id in ("conv-lstm1d-go-backwards-initial-state", "bidirectional-lstm-concat-sequences"):
         rng = np.random.default_rng(3)
         random = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in FIXTURES[fixture_id].expected.items()}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,54 +144,3 @@ def test_the_reference_is_compose_over_forward(gallery):
 
 
 # -- the package's shape --------------------------------------------------------------------------
-
-def _imports(path: Path) -> set[str]:
-    """Package modules imported at module level (not inside functions) by one source file."""
-    module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            target = ".".join(base + ([node.module] if node.module else []))
-            names = [target] + [f"{target}.{a.name}" for a in node.names]
-            found.update(n for n in names if (REPO / n.replace(".", "/")).with_suffix(".py").exists()
-                         or (REPO / n.replace(".", "/") / "__init__.py").exists())
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("conformance"))
-    return found - {module}
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Import cycles, except a submodule importing its own package's __init__ (families/lstm -> families:
-    how a package shares its base class)."""
-    found = []
-
-    def visit(node, stack):
-        if node in stack:
-            cycle = stack[stack.index(node):] + [node]
-            a, b = cycle[0], cycle[1]
-            if not (len(cycle) == 3 and (a.rsplit(".", 1)[0] == b or b.rsplit(".", 1)[0] == a)):
-                found.append(cycle)
-            return
-        for nxt in graph.get(node, ()):
-            visit(nxt, stack + [node])
-
-    for module in graph:
-        visit(module, [])
-    return found
-
-
-def test_the_cycle_check_finds_cycles():
-    assert _cycles({"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}})
-    assert not _cycles({"p": {"p.lstm"}, "p.lstm": {"p"}, "p.x": {"p.lstm"}})  # a package and its submodule
-    assert _cycles({"p.registry": {"p.suite"}, "p.suite": {"p.registry"}})
-
-
-def test_no_import_cycles_between_package_modules():
-    graph = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): _imports(p)
-             for p in PACKAGE.rglob("*.py") if "fixtures" not in p.relative_to(PACKAGE).parts}
-    assert "conformance.subprocess_impl" in graph["conformance.registry"]  # the graph sees real imports,
-    assert "conformance.families.lstm" in graph["conformance.families"]     # a package's included
-    cycles = _cycles(graph)
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

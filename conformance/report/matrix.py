@@ -22,8 +22,8 @@ from typing import Sequence
 from packaging.version import InvalidVersion, Version
 
 from . import findings, ports
-from .records import SummaryFormatError, check_summary
-from .verdict import Status
+from ..records import SummaryFormatError, check_summary
+from ..judge.verdict import Status
 
 SUMMARY = "summary.json"
 #: the env of tf-nightly and keras-nightly (tox.ini); its findings are hand-written in docs/nightly.md

@@ -1,0 +1,1 @@
+"""Judging: finding implementations, running one case, comparing, the ledger and the session."""
