@@ -146,7 +146,7 @@ def generate(entry: dict, generated_by: dict, measurements: dict | None = None,
     stored = tolerance.stored_dtype(tolerance.precision(p.config)["outputs"])
     expected = keras_compute(layer, p.config, p.weights, p.inputs, p.overrides, calls=calls)
     expected = {k: np.asarray(v).astype(stored) for k, v in expected.items()}
-    ref = reference.compute(layer, p.config, p.weights, p.gates, p.activations, p.inputs, calls=calls)
+    ref = reference.outputs(p)
     fixture_tolerance = resolve_tolerance(entry, p.config, expected, ref, measurements or {}, provisional)
     # The semantics: the reference against Keras at a tenth of the tolerance; for a dtype policy, against Keras
     # computing the same layer in float32 (the policy changes only the rounding, which the tolerance measures).

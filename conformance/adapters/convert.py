@@ -18,6 +18,7 @@ import numpy as np
 from ..semantics import wrappers
 from ..errors import Unsupported
 from ..semantics.families import FAMILIES
+from ..semantics.problem import Problem
 from ..semantics.tolerance import port_dtype
 from ..semantics.wrappers import MERGES, sub_mapping as _sub
 
@@ -207,5 +208,5 @@ def run_fixture(fixture, rnn: RnnFunction, library: str) -> dict[str, np.ndarray
         def run_layer(part: wrappers.Part) -> dict:
             return single(rnn, library, part.layer, part.config, part.weights, part.gates, part.activations,
                           part.inputs)
-        result = wrappers.compose(fixture.layer, *args, calls, run_layer)
+        result = wrappers.compose(Problem.of(fixture), run_layer)
     return {k: np.ascontiguousarray(v, dtype=port_dtype(fixture.config)) for k, v in result.items() if k != "trace"}

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import Unsupported
 from ..semantics.families import FAMILIES
+from ..semantics.problem import Problem
 from ..semantics import wrappers
 from ..semantics.wrappers import split_calls, sub_mapping as _sub
 from . import quiet
@@ -282,8 +283,8 @@ def compute_stacked(config: Mapping, weights: Mapping, inputs: Mapping,
         return compute_stacked_cells(config, weights, inputs)
     def run_layer(part: wrappers.Part) -> dict:
         return compute(part.layer, part.config, part.weights, part.inputs, (activation_overrides or {}).get(part.prefix))
-    parts = wrappers.stacked_parts(config, weights, {}, {f"layers/{k}": {} for k in range(len(config["layers"]))},
-                                   inputs)
+    no_activations = {wrappers.layer_prefix(k): {} for k in range(len(config["layers"]))}
+    parts = wrappers.stacked_parts(Problem("Stacked", config, weights, {}, no_activations, inputs))
     result = wrappers.stacked(parts, run_layer)
     result.pop("trace", None)
     return result

@@ -1,5 +1,5 @@
-"""The composition algebra of mistakes: a ``Problem`` (what the reference computes) changed by a ``Mistake``,
-and two mistakes composed (``chain`` of ``Overrides``, ``pair``): the catalogue and the search build on it."""
+"""The composition algebra of mistakes: a ``Problem`` (a layer problem and how a port computes it) changed by a
+``Mistake``, and two mistakes composed (``chain`` of ``Overrides``, ``pair``): the catalogue and the search build on it."""
 
 from __future__ import annotations
 
@@ -9,31 +9,19 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..semantics import reference
+from ..semantics.problem import Problem as LayerProblem
 from ..semantics.reference import Overrides
 from ..semantics.tolerance import close
 
 
 @dataclasses.dataclass(frozen=True)
-class Problem:
-    """What the reference computes, in the form ``reference.compute`` takes."""
-    layer: str
-    config: Mapping
-    weights: Mapping
-    gates: Mapping
-    activations: Mapping
-    inputs: Mapping
-    calls: Mapping | None
+class Problem(LayerProblem):
+    """A layer problem as a port computes it: the reference with ``overrides``, its result changed by ``post``."""
     overrides: Overrides = reference.KERAS
     post: Callable[[dict], dict] | None = None   # the port's result made from what the reference computed
 
-    @classmethod
-    def of(cls, fixture) -> "Problem":
-        return cls(fixture.layer, fixture.config, dict(fixture.weights), fixture.gates, fixture.activations,
-                   dict(fixture.inputs), fixture.meta.get("calls"))
-
     def outputs(self) -> dict:
-        result = reference.compute(self.layer, self.config, self.weights, self.gates, self.activations,
-                                   self.inputs, self.overrides, self.calls)
+        result = reference.outputs(self, self.overrides)
         return result if self.post is None else self.post(result)
 
     def overridden(self, **pieces) -> "Problem":

@@ -139,7 +139,7 @@ def build(entry: dict, oracle: Oracle, generated_by: dict | None = None, model: 
     """(metadata, arrays, extra files, reference result) of the fixture for ``entry``; its id names its content."""
     entry = complete(entry, oracle)
     p = parts(entry)
-    ref = reference.compute(p.layer, p.config, p.weights, p.gates, p.activations, p.inputs, calls=p.calls)
+    ref = reference.outputs(p)
     meta, arrays = fixture_meta(entry, p, oracle.expected(p, ref), ref["trace"])
     meta["id"] = f"fuzz-{_slug(p.layer)}-{finish_meta(meta, arrays)['digest'][7:19]}"  # content-addressed
     files = {}

@@ -17,7 +17,9 @@ import hashlib
 
 import numpy as np
 
+from ..semantics import wrappers
 from ..semantics.families import family
+from ..semantics.problem import Problem
 from ..semantics.tolerance import port_dtype, precision
 
 ACTIVATIONS = {
@@ -63,7 +65,7 @@ def sublayers(entry: dict) -> list[tuple[str, str, dict]]:
         inner = full_config(entry["wrapped"], entry["config"])
         return [("forward", entry["wrapped"], inner), ("backward", entry["wrapped"], inner)]
     if layer == "Stacked":
-        return [(f"layers/{k}", sub["layer"], full_config(sub["layer"], sub["config"]))
+        return [(wrappers.layer_prefix(k), sub["layer"], full_config(sub["layer"], sub["config"]))
                 for k, sub in enumerate(entry["layers"])]
     return [("", layer, full_config(layer, entry["config"]))]
 
@@ -101,10 +103,6 @@ def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
-
-
 def x_shape(entry: dict) -> tuple[int, ...]:
     """(batch, timesteps, features), or (batch, timesteps, *spatial, channels) for a convolutional family
     (``spatial``: the input's rows, or rows and columns; ``features`` is then the channels)."""
@@ -124,7 +122,7 @@ def draw(entry: dict, subs: list) -> tuple[dict, dict]:
     for prefix, layer, config in subs:
         fam = family(layer)
         for name, shape in fam.weight_shapes(config, shape_in[-1]).items():
-            weights[_join(prefix, name)] = uniform(shape, bias_scale if name == "bias" else scale)
+            weights[wrappers.join(prefix, name)] = uniform(shape, bias_scale if name == "bias" else scale)
         state_shapes[prefix] = fam.state_shape(config, shape_in)
         if entry["layer"] == "Stacked":  # the next layer reads this one's output sequence
             shape_in = (batch, steps, *state_shapes[prefix][1:])
@@ -139,23 +137,16 @@ def draw(entry: dict, subs: list) -> tuple[dict, dict]:
     if entry.get("initial_state"):
         for prefix, layer, config in subs:
             for s in family(layer).states:
-                inputs[_join(prefix, f"initial_state_{s}")] = uniform(state_shapes[prefix],
+                inputs[wrappers.join(prefix, f"initial_state_{s}")] = uniform(state_shapes[prefix],
                                                                       entry.get("state_scale", 0.8))
     return weights, inputs
 
 
-@dataclasses.dataclass
-class Parts:
-    """What a fixture holds before any oracle runs. ``overrides`` are Keras callables (Keras 2 hard_sigmoid)."""
-    layer: str
-    subs: list
-    config: dict
-    weights: dict
-    inputs: dict
-    gates: dict
-    activations: dict
-    overrides: dict
-    calls: dict | None
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Parts(Problem):
+    """What a fixture holds before any oracle runs: its problem, and what only generating it needs."""
+    subs: list              # (weight prefix, layer class, full config) of each recurrent layer: ``sublayers``
+    overrides: dict         # Keras callables standing in for an activation (Keras 2 hard_sigmoid), per prefix
 
 
 def parts(entry: dict) -> Parts:
@@ -173,8 +164,9 @@ def parts(entry: dict) -> Parts:
             activations, overrides = specs, sub_overrides
         fam = family(sub_layer)
         slices = fam.gate_slices(fam.units(sub_config), sub_config["use_bias"])
-        gates.update({_join(prefix, name): blocks for name, blocks in slices.items()})
-    return Parts(layer, subs, config, weights, inputs, gates, activations, overrides, entry.get("calls"))
+        gates.update({wrappers.join(prefix, name): blocks for name, blocks in slices.items()})
+    return Parts(layer=layer, config=config, weights=weights, gates=gates, activations=activations, inputs=inputs,
+                 calls=entry.get("calls"), subs=subs, overrides=overrides)
 
 
 def fixture_meta(entry: dict, p: Parts, expected: dict, trace: dict, tolerance: dict | None = None) -> tuple[dict, dict]:

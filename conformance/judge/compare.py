@@ -24,7 +24,7 @@ from ..semantics.families import FAMILIES, TRACE_ORDER, Family
 from ..semantics.tolerance import close
 from ..records import Diagnosis, Mismatch, Precision, Trace
 from .verdict import Status, Verdict
-from ..semantics.wrappers import wrapped_layers
+from ..semantics.wrappers import call_index, wrapped_layers
 
 ACCEPTED_DTYPES = ("float32", "float64")
 
@@ -90,10 +90,9 @@ def _step_label(fixture, name: str, t: int) -> str:
     if not fixture.config.get("go_backwards"):
         return f"timestep {t}"
     steps, offset = fixture.inputs["x"].shape[1], 0
-    call = re.match(r"calls/(\d+)/", name)
+    k = call_index(name)
     calls = fixture.meta.get("calls")
-    if call and calls and int(call.group(1)) < len(calls["steps"]):
-        k = int(call.group(1))
+    if k is not None and calls and k < len(calls["steps"]):
         steps, offset = int(calls["steps"][k]), int(sum(calls["steps"][:k]))
     return f"timestep {t} (processing order; input step {offset + steps - 1 - t}, go_backwards)"
 

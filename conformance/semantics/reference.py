@@ -21,8 +21,9 @@ import numpy as np
 from .. import __version__
 from ..errors import Unsupported
 from .families import LAYERS, Family, family
+from .problem import Problem
 from .tolerance import port_dtype
-from .wrappers import Part, batch_major, compose, merge_bidirectional, time_major_result
+from .wrappers import batch_major, compose, merge_bidirectional, time_major_result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +62,31 @@ def activation(definition: Mapping) -> Callable[[np.ndarray], np.ndarray]:
 
 def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
             inputs: Mapping, overrides: Overrides = KERAS) -> dict[str, np.ndarray]:
+    """``layer_outputs`` with the problem's fields given one by one."""
+    return layer_outputs(Problem(layer, config, weights, gates, activations, inputs), overrides)
+
+
+def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
+            inputs: Mapping, overrides: Overrides = KERAS, calls: Mapping | None = None) -> dict:
+    """``outputs`` with the problem's fields given one by one."""
+    return outputs(Problem(layer, config, weights, gates, activations, inputs, calls), overrides)
+
+
+def outputs(problem: Problem, overrides: Overrides = KERAS) -> dict:
+    """Any fixture: a single recurrent layer (stateful across ``calls`` if given), a Bidirectional wrapper or
+    a stack, each plain layer run by ``layer_outputs``."""
+    return compose(problem, lambda part: layer_outputs(part, overrides),
+                   merge=overrides.merge or merge_bidirectional)
+
+
+def layer_outputs(problem: Problem, overrides: Overrides = KERAS) -> dict[str, np.ndarray]:
     """Run one plain recurrent layer the way Keras does; return outputs, final states and the trace."""
+    layer, config, weights, gates, activations, inputs = (problem.layer, problem.config, problem.weights,
+                                                          problem.gates, problem.activations, problem.inputs)
     fam = family(layer)
     if config.get("time_major"):  # Keras 2: x (time, batch, ...) in, a sequence (time, batch, ...) out
         plain, inputs = batch_major(config, inputs)
-        return time_major_result(config, forward(layer, plain, weights, gates, activations, inputs, overrides))
+        return time_major_result(config, layer_outputs(problem.replace(config=plain, inputs=inputs), overrides))
     if overrides.before_layer is not None:
         config, inputs = overrides.before_layer(layer, dict(config), dict(inputs))
     act = activation(activations["activation"])
@@ -85,7 +106,7 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
     zero_masked = bool(config.get("zero_output_for_mask", False))
 
     previous = np.zeros(shape)  # the output at a masked step: the last computed output, zeros before any
-    outputs, trace = [], {}
+    sequence, trace = [], {}
     for t in order:
         values, new_states = step(x[:, t], states, w, act, rec_act, config)
         keep = mask[:, t].reshape((batch,) + (1,) * (len(shape) - 1))  # one flag per row, over every other axis
@@ -93,26 +114,16 @@ def forward(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
         for n, s in zip(fam.states, states):
             values[n] = s  # the trace records the state after the step: held where masked
         previous = np.where(keep, new_states[0], np.zeros_like(previous) if zero_masked else previous)
-        outputs.append(previous)
+        sequence.append(previous)
         for k, v in values.items():
             trace.setdefault(k, []).append(v)
 
-    result = {"output": np.stack(outputs, axis=1) if config.get("return_sequences", False) else outputs[-1]}
+    result = {"output": np.stack(sequence, axis=1) if config.get("return_sequences", False) else sequence[-1]}
     result.update({f"state_{n}": v for n, v in zip(fam.states, states)})
     result["trace"] = {k: np.stack(v, axis=1) for k, v in trace.items()}
     if overrides.after_layer is not None:
         result = overrides.after_layer(layer, config, inputs, result)
     return result
-
-
-def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
-            inputs: Mapping, overrides: Overrides = KERAS, calls: Mapping | None = None) -> dict:
-    """Any fixture: a single recurrent layer (stateful across ``calls`` if given), a Bidirectional wrapper or
-    a stack, each plain layer run by ``forward``."""
-    def run_layer(part: Part) -> dict:
-        return forward(part.layer, part.config, part.weights, part.gates, part.activations, part.inputs, overrides)
-    return compose(layer, config, weights, gates, activations, inputs, calls, run_layer,
-                   merge=overrides.merge or merge_bidirectional)
 
 
 def supports(fixture) -> str | None:
@@ -138,8 +149,7 @@ def run(fixture) -> dict[str, np.ndarray]:
 
     Under a mixed precision policy it still returns float32 values computed in float64: the port that
     ignores the policy's rounding, which measured tolerances let pass (SPEC 6.1)."""
-    result = compute(fixture.layer, fixture.config, fixture.weights, fixture.gates,
-                     fixture.activations, fixture.inputs, calls=fixture.meta.get("calls"))
+    result = outputs(Problem.of(fixture))
     dtype = port_dtype(fixture.config)
     cast = {k: v.astype(dtype) for k, v in result.items() if k != "trace"}
     cast["trace"] = {k: v.astype(dtype) for k, v in result["trace"].items()}

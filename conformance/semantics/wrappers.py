@@ -10,12 +10,14 @@ wrapper right by calling ``compose``; the reference does exactly that.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable, Mapping
 
 import numpy as np
 
 from ..errors import Unsupported
 from .families import LAYERS, family
+from .problem import Problem
 
 MERGES = {
     "concat": lambda a, b: np.concatenate([a, b], axis=-1),
@@ -23,24 +25,41 @@ MERGES = {
     "mul": lambda a, b: a * b,
     "ave": lambda a, b: (a + b) / 2,
 }
-HALVES = ("forward", "backward")
+FORWARD, BACKWARD = HALVES = ("forward", "backward")   # Bidirectional's halves: their names are their prefixes
 
 
-@dataclasses.dataclass
-class Part:
-    """One plain recurrent layer of a fixture, with its own weights, gates, activations and inputs."""
-    prefix: str             # "" for a single layer; forward, backward, layers/<k>, calls/<k>
-    layer: str              # LSTM, GRU, SimpleRNN
-    config: Mapping
-    weights: Mapping
-    gates: Mapping
-    activations: Mapping
-    inputs: dict            # x, mask, initial_state_<s>: names without the prefix
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Part(Problem):
+    """One plain recurrent layer of a fixture (``calls`` None), its names without the prefix, and the prefix."""
+    prefix: str = ""        # "" for a single layer; forward, backward, layers/<k>, calls/<k>
     note: str = ""          # how the wrapper uses this part, in words (explain)
     shared_weights: bool = False   # stateful calls: one layer's weights, not stored under the prefix
 
 
 RunLayer = Callable[[Part], Mapping]
+
+
+# -- the prefixed names: built and read only here -----------------------------------------------------
+
+def join(prefix: str, name: str) -> str:
+    """``name`` under ``prefix`` (``layers/1`` + ``state_h`` -> ``layers/1/state_h``); no prefix: ``name``."""
+    return f"{prefix}/{name}" if prefix else name
+
+
+def layer_prefix(k: int) -> str:
+    """A stack's layer ``k`` (and its cell under ``cell_wrapper``)."""
+    return f"layers/{k}"
+
+
+def call_prefix(k: int) -> str:
+    """A stateful fixture's call ``k``."""
+    return f"calls/{k}"
+
+
+def call_index(name: str) -> int | None:
+    """The call a stateful fixture's name belongs to (``calls/2/output`` -> 2); None for any other name."""
+    found = re.match(r"calls/(\d+)/", name)
+    return None if found is None else int(found[1])
 
 
 def sub_mapping(mapping: Mapping, prefix: str) -> dict:
@@ -52,9 +71,9 @@ def prefixed(result: Mapping, prefix: str) -> dict:
     """``result`` with every name (and every trace entry) under ``prefix/``."""
     if not prefix:
         return dict(result)
-    out = {f"{prefix}/{k}": v for k, v in result.items() if k != "trace"}
+    out = {join(prefix, k): v for k, v in result.items() if k != "trace"}
     if "trace" in result:
-        out["trace"] = {f"{prefix}/{k}": v for k, v in result["trace"].items()}
+        out["trace"] = {join(prefix, k): v for k, v in result["trace"].items()}
     return out
 
 
@@ -105,19 +124,21 @@ def time_major_result(config: Mapping, result: Mapping) -> dict:
 
 # -- Bidirectional ------------------------------------------------------------------------------
 
-def bidirectional_parts(config, weights, gates, activations, inputs) -> list[Part]:
+def bidirectional_parts(problem: Problem) -> list[Part]:
     """The forward and the backward copy of the wrapped layer, as Keras builds them.
 
     Keras sets ``zero_output_for_mask = return_sequences`` on both copies; the backward copy
     runs with ``go_backwards`` opposite to the forward one.
     """
+    config = problem.config
     inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
     inner["zero_output_for_mask"] = bool(inner.get("return_sequences", False))
-    shared = {k: v for k, v in inputs.items() if "/" not in k}
+    shared = {k: v for k, v in problem.inputs.items() if "/" not in k}
     backwards = bool(inner.get("go_backwards", False))
     merge = config.get("merge_mode", "concat")
-    return [Part(name, config["wrapped"], {**inner, "go_backwards": back}, sub_mapping(weights, name),
-                 sub_mapping(gates, name), activations, {**shared, **sub_mapping(inputs, name)},
+    return [Part(prefix=name, layer=config["wrapped"], config={**inner, "go_backwards": back},
+                 weights=sub_mapping(problem.weights, name), gates=sub_mapping(problem.gates, name),
+                 activations=problem.activations, inputs={**shared, **sub_mapping(problem.inputs, name)},
                  note=(f"Bidirectional, {name} half: a {config['wrapped']} with go_backwards={back} and "
                        f"zero_output_for_mask={inner['zero_output_for_mask']} (Keras sets it to return_sequences); "
                        f"merge_mode={merge}" + ("; the backward sequence is flipped back to time order before "
@@ -135,7 +156,7 @@ def merge_bidirectional(config: Mapping, halves: Mapping[str, Mapping]) -> dict:
         y_bw = y_bw[:, ::-1]
     merge_mode = config.get("merge_mode", "concat")
     if merge_mode is None:
-        result["forward/output"], result["backward/output"] = y_fw, y_bw
+        result[join(FORWARD, "output")], result[join(BACKWARD, "output")] = y_fw, y_bw
     else:
         result["output"] = MERGES[merge_mode](y_fw, y_bw)
     return result
@@ -143,15 +164,17 @@ def merge_bidirectional(config: Mapping, halves: Mapping[str, Mapping]) -> dict:
 
 # -- Stacked, stateful ----------------------------------------------------------------------------
 
-def stacked_parts(config, weights, gates, activations, inputs) -> list[Part]:
+def stacked_parts(problem: Problem) -> list[Part]:
     """One part per layer; ``x`` of layer k > 0 is filled in by ``stacked`` with layer k-1's sequence."""
+    config, inputs = problem.config, problem.inputs
     mask = {"mask": inputs["mask"]} if "mask" in inputs else {}
     parts = []
     for k, sub in enumerate(config["layers"]):
-        prefix = f"layers/{k}"
-        parts.append(Part(prefix, sub["layer"], sub["config"], sub_mapping(weights, prefix),
-                          sub_mapping(gates, prefix), activations[prefix],
-                          {**({"x": inputs["x"]} if k == 0 else {}), **mask, **sub_mapping(inputs, prefix)},
+        prefix = layer_prefix(k)
+        parts.append(Part(prefix=prefix, layer=sub["layer"], config=sub["config"],
+                          weights=sub_mapping(problem.weights, prefix), gates=sub_mapping(problem.gates, prefix),
+                          activations=problem.activations[prefix],
+                          inputs={**({"x": inputs["x"]} if k == 0 else {}), **mask, **sub_mapping(inputs, prefix)},
                           note=(f"RNN(StackedRNNCells), cell {k}: a {sub['layer']}Cell, stepped in the same loop"
                                 if config.get("cell_wrapper") else f"Stacked, layer {k}: a {sub['layer']}")
                                + (", fed the previous layer's output sequence (x_t below)" if k else "")))
@@ -164,7 +187,7 @@ def stacked(parts: list[Part], run_layer: RunLayer) -> dict:
     x = None
     for part in parts:
         if x is not None:
-            part.inputs["x"] = x
+            part = part.replace(inputs={**part.inputs, "x": x})
         out = run_layer(part)
         x = out["output"]
         _absorb(result, out, part.prefix, skip=("output",))
@@ -172,14 +195,17 @@ def stacked(parts: list[Part], run_layer: RunLayer) -> dict:
     return result
 
 
-def stateful_parts(layer, config, weights, gates, activations, inputs, calls) -> list[Part]:
+def stateful_parts(problem: Problem) -> list[Part]:
+    """One part per call: the same layer and weights, the call's chunk of ``x`` and ``mask``."""
+    calls = problem.calls
     resets = set(calls.get("reset_before", ()))
-    return [Part(f"calls/{k}", layer, config, weights, gates, activations, chunk,
+    return [Part(prefix=call_prefix(k), layer=problem.layer, config=problem.config, weights=problem.weights,
+                 gates=problem.gates, activations=problem.activations, inputs=chunk,
                  note=f"Stateful, call {k} ({calls['steps'][k]} steps): "
                       + ("starts from zeros" if k == 0 else "reset_state() before it: starts from zeros"
                          if k in resets else "starts from the states the previous call ended with"),
                  shared_weights=True)
-            for k, chunk in enumerate(split_calls(inputs, calls))]
+            for k, chunk in enumerate(split_calls(problem.inputs, calls))]
 
 
 def carries(calls: Mapping, k: int) -> bool:
@@ -193,7 +219,7 @@ def stateful(parts: list[Part], calls: Mapping, run_layer: RunLayer) -> dict:
     carried: dict = {}
     for k, part in enumerate(parts):
         if carries(calls, k):
-            part.inputs.update(carried)
+            part = part.replace(inputs={**part.inputs, **carried})
         out = run_layer(part)
         carried = final_states(out)
         _absorb(result, out, part.prefix)
@@ -202,45 +228,47 @@ def stateful(parts: list[Part], calls: Mapping, run_layer: RunLayer) -> dict:
 
 # -- any fixture ------------------------------------------------------------------------------------
 
-def compose(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activations: Mapping,
-            inputs: Mapping, calls: Mapping | None, run_layer: RunLayer,
+def compose(problem: Problem, run_layer: RunLayer,
             merge: Callable[[Mapping, Mapping], dict] = merge_bidirectional) -> dict:
     """Any fixture's outputs from ``run_layer`` on its plain parts: single, Bidirectional, Stacked, stateful."""
-    if config.get("time_major") and (calls or layer not in LAYERS):
+    layer, config = problem.layer, problem.config
+    if config.get("time_major") and (problem.calls or layer not in LAYERS):
         raise Unsupported("time_major is only defined for a single, stateless layer in format v1")
-    if calls:
-        return stateful(stateful_parts(layer, config, weights, gates, activations, inputs, calls), calls, run_layer)
+    if problem.calls:
+        return stateful(stateful_parts(problem), problem.calls, run_layer)
     if layer == "Bidirectional":
-        halves = {p.prefix: run_layer(p) for p in bidirectional_parts(config, weights, gates, activations, inputs)}
-        return merge(config, halves)
+        return merge(config, {p.prefix: run_layer(p) for p in bidirectional_parts(problem)})
     if layer == "Stacked":
-        return stacked(stacked_parts(config, weights, gates, activations, inputs), run_layer)
+        return stacked(stacked_parts(problem), run_layer)
     family(layer)  # Unsupported for an unknown layer
     if config.get("time_major"):  # Keras 2's layout option: the batch-major layer, transposed back
-        plain, plain_inputs = batch_major(config, inputs)
-        return time_major_result(config, run_layer(Part("", layer, plain, weights, gates, activations, plain_inputs)))
-    return dict(run_layer(Part("", layer, config, weights, gates, activations, dict(inputs))))
+        return time_major_result(config, run_layer(_single(problem)))
+    return dict(run_layer(_single(problem)))
+
+
+def _single(problem: Problem, note: str = "") -> Part:
+    """A single layer as its one part (a ``time_major`` one batch-major)."""
+    config, inputs = batch_major(problem.config, problem.inputs)
+    return Part(layer=problem.layer, config=config, weights=problem.weights, gates=problem.gates, activations=problem.activations, inputs=inputs,
+                note=note)
 
 
 def parts(fixture) -> list[Part]:
     """The plain layers a fixture is made of (explain walks them; a stack's later ``x`` is filled in as it runs)."""
-    layer, config, calls = fixture.layer, fixture.config, fixture.meta.get("calls")
-    args = (dict(fixture.weights), fixture.gates, fixture.activations, dict(fixture.inputs))
-    if calls:
-        return stateful_parts(layer, config, *args, calls)
+    problem = Problem.of(fixture)
+    layer, config = problem.layer, problem.config
+    if problem.calls:
+        return stateful_parts(problem)
     if layer == "Bidirectional":
-        return bidirectional_parts(config, *args)
+        return bidirectional_parts(problem)
     if layer == "Stacked":
-        return stacked_parts(config, *args)
+        return stacked_parts(problem)
     if layer in LAYERS and config.get("time_major"):
-        plain, inputs = batch_major(config, args[3])
-        return [Part("", layer, plain, *args[:3], inputs,
-                     note="time_major=True (Keras 2): x is stored (time, batch, features) and a returned sequence "
-                          "(time, batch, units); shown here batch-major")]
+        return [_single(problem, note="time_major=True (Keras 2): x is stored (time, batch, features) and a "
+                                      "returned sequence (time, batch, units); shown here batch-major")]
     if layer in LAYERS:
-        note = (f"Built by Keras as RNN({layer}Cell(...)) (cell_wrapper): exactly the {layer} layer's recurrence"
-                if config.get("cell_wrapper") else "")
-        return [Part("", layer, config, *args, note=note)]
+        return [_single(problem, note=(f"Built by Keras as RNN({layer}Cell(...)) (cell_wrapper): exactly the "
+                                       f"{layer} layer's recurrence" if config.get("cell_wrapper") else ""))]
     family(layer)
     raise AssertionError("unreachable")
 

@@ -9,6 +9,7 @@ import pytest
 
 from conformance import Unsupported, reference, wrappers
 from conformance.families import FAMILIES, LAYERS, TRACE_ORDER, WRAPPERS, family
+from conformance.semantics.problem import Problem
 
 from conftest import REPO
 
@@ -107,7 +108,7 @@ def test_stateful_carries_final_states_except_after_a_reset():
 
     x = np.arange(6, dtype=float).reshape(1, 6, 1)
     calls = {"steps": [2, 2, 2], "reset_before": [2]}
-    result = wrappers.compose("LSTM", {"units": 1}, {}, {}, {}, {"x": x}, calls, run_layer)
+    result = wrappers.compose(Problem("LSTM", {"units": 1}, {}, {}, {}, {"x": x}, calls), run_layer)
     assert "initial_state_h" not in seen[0] and "initial_state_h" not in seen[2]
     np.testing.assert_array_equal(seen[1]["initial_state_h"], [[10.0]])
     assert sorted(k for k in result if k != "trace") == [f"calls/{k}/{n}" for k in range(3)
@@ -116,7 +117,7 @@ def test_stateful_carries_final_states_except_after_a_reset():
 
 def test_bidirectional_parts_follow_keras_masking_rule_and_merge_flips_the_backward_sequence():
     config = {"wrapped": "LSTM", "merge_mode": "concat", "units": 1, "return_sequences": True}
-    parts = wrappers.bidirectional_parts(config, {}, {}, {}, {"x": np.zeros((1, 3, 1))})
+    parts = wrappers.bidirectional_parts(Problem("Bidirectional", config, {}, {}, {}, {"x": np.zeros((1, 3, 1))}))
     assert [(p.prefix, p.config["go_backwards"], p.config["zero_output_for_mask"]) for p in parts] == \
         [("forward", False, True), ("backward", True, True)]
     halves = {"forward": {"output": np.array([[[1.], [2.], [3.]]])},
@@ -127,7 +128,7 @@ def test_bidirectional_parts_follow_keras_masking_rule_and_merge_flips_the_backw
 
 def test_compose_refuses_an_unknown_layer():
     with pytest.raises(Unsupported):
-        wrappers.compose("Transformer", {}, {}, {}, {}, {"x": np.zeros((1, 1, 1))}, None, lambda p: {})
+        wrappers.compose(Problem("Transformer", {}, {}, {}, {}, {"x": np.zeros((1, 1, 1))}), lambda p: {})
 
 
 def test_the_reference_is_compose_over_forward(gallery):
@@ -136,9 +137,8 @@ def test_the_reference_is_compose_over_forward(gallery):
     fixture = next(f for f in gallery if f.layer == "Stacked")
     want = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates, fixture.activations,
                              fixture.inputs)
-    got = wrappers.compose(fixture.layer, fixture.config, fixture.weights, fixture.gates, fixture.activations,
-                           fixture.inputs, None, lambda p: reference.forward(p.layer, p.config, p.weights, p.gates,
-                                                                             p.activations, p.inputs))
+    got = wrappers.compose(Problem.of(fixture), lambda p: reference.forward(p.layer, p.config, p.weights, p.gates,
+                                                                            p.activations, p.inputs))
     for name in fixture.expected:
         np.testing.assert_array_equal(got[name], want[name])
 
