@@ -69,7 +69,7 @@ def _stack_port(fixture):
         return {k: np.asarray(v, np.float32) for k, v in result.items() if k != "trace"}
     x, out = fixture.inputs["x"], {}
     for k, sub in enumerate(fixture.config["layers"]):
-        prefix = f"layers/{k}"
+        prefix = wrappers.layer_prefix(k)
         inputs = {"x": x, **wrappers.sub_mapping(fixture.inputs, prefix)}
         if k == 0:
             inputs["mask"] = fixture.inputs["mask"]

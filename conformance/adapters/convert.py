@@ -169,11 +169,11 @@ def bidirectional(rnn: RnnFunction, library: str, config: Mapping, weights: Mapp
     results = rnn(Recurrent(layer, inner, activations, np.asarray(inputs["x"], np.float32), lengths, halves))
     result = {}
     outputs = []
-    for name, (sequence, states) in zip(("forward", "backward"), results):
+    for name, (sequence, states) in zip(wrappers.HALVES, results):
         outputs.append(sequence if return_sequences else states["h"])  # both in time order already
-        result.update({f"{name}/state_{s}": states[s] for s in STATES[layer]})
+        result.update({wrappers.join(name, f"state_{s}"): states[s] for s in STATES[layer]})
     if merge_mode is None:
-        result["forward/output"], result["backward/output"] = outputs
+        result.update({wrappers.join(half, "output"): y for half, y in zip(wrappers.HALVES, outputs)})
     else:
         result["output"] = MERGES[merge_mode](*outputs)
     return result

@@ -172,7 +172,7 @@ def stacked_cells(config: Mapping) -> tuple[list[tuple[str, Mapping]], dict]:
 def set_cell_weights(rnn, weights: Mapping) -> None:
     """Weights of an ``RNN(StackedRNNCells)``: cell k's are the fixture's ``layers/<k>/...``."""
     for k, cell in enumerate(rnn.cell.cells):
-        cell.set_weights(ordered_weights(cell, _sub(weights, f"layers/{k}")))
+        cell.set_weights(ordered_weights(cell, _sub(weights, wrappers.layer_prefix(k))))
 
 
 def flatten(values) -> list:
@@ -259,7 +259,8 @@ def compute_bidirectional(config: Mapping, weights: Mapping, inputs: Mapping,
     values = build(True)(_tensor(np.asarray(inputs["x"], np.float32)), **kwargs)
     values = [_numpy(v) for v in values]
     n_out = 2 if merge_mode is None else 1
-    result = {"output": values[0]} if n_out == 1 else {"forward/output": values[0], "backward/output": values[1]}
+    result = ({"output": values[0]} if n_out == 1 else
+              {wrappers.join(half, "output"): value for half, value in zip(wrappers.HALVES, values)})
     states = values[n_out:]
     for k, half in enumerate(("forward", "backward")):
         for j, s in enumerate(state_names):
@@ -304,7 +305,8 @@ def compute_stacked_cells(config: Mapping, weights: Mapping, inputs: Mapping) ->
     kwargs = {"training": False}
     if "mask" in inputs:
         kwargs["mask"] = _tensor(np.asarray(inputs["mask"], bool), "bool")
-    names = [[f"layers/{k}/initial_state_{s}" for s in LAYER_STATES[layer]] for k, (layer, _) in enumerate(cells)]
+    names = [[wrappers.join(wrappers.layer_prefix(k), f"initial_state_{s}") for s in LAYER_STATES[layer]]
+             for k, (layer, _) in enumerate(cells)]
     if any(n in inputs for group in names for n in group):
         kwargs["initial_state"] = [[_tensor(np.asarray(inputs[n], np.float32)) for n in group] for group in names]
     x = _tensor(np.asarray(inputs["x"], np.float32))
@@ -315,7 +317,8 @@ def compute_stacked_cells(config: Mapping, weights: Mapping, inputs: Mapping) ->
         values = [_numpy(v) for v in flatten(build(True)(x, **kwargs))]
     states, result = iter(values[1:]), {}
     for k, (layer, _) in enumerate(cells):  # in compute_stacked's order: each layer's states, then the output
-        result.update({f"layers/{k}/state_{s}": next(states) for s in LAYER_STATES[layer]})
+        result.update(wrappers.prefixed({f"state_{s}": next(states) for s in LAYER_STATES[layer]},
+                                        wrappers.layer_prefix(k)))
     result["output"] = output
     return result
 
@@ -337,9 +340,10 @@ def compute_stateful(layer: str, config: Mapping, weights: Mapping, inputs: Mapp
         if k in calls.get("reset_before", ()):
             reset()
         values = call_layer(instance, layer, chunk)
-        result[f"calls/{k}/output"] = values[0]
-        for name, variable in zip(LAYER_STATES[layer], instance.states):
-            result[f"calls/{k}/state_{name}"] = np.asarray(variable.numpy())
+        out = {"output": values[0]}
+        out.update({f"state_{name}": np.asarray(variable.numpy())
+                    for name, variable in zip(LAYER_STATES[layer], instance.states)})
+        result.update(wrappers.prefixed(out, wrappers.call_prefix(k)))
     return result
 
 

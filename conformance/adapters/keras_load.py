@@ -33,6 +33,7 @@ from typing import Mapping
 import numpy as np
 
 from ..format import model_config
+from ..semantics import wrappers
 from ..errors import FixtureError, Unsupported
 from . import quiet
 from .keras import (LAYER_STATES, _numpy, _sub, _tensor, backend_name, flatten, is_keras3, keras_module,
@@ -96,7 +97,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     outputs: dict = {}
 
     def states_of(prefix, sub_layer):
-        keys = [f"{prefix}initial_state_{s}" for s in LAYER_STATES[sub_layer]]
+        keys = [wrappers.join(prefix, f"initial_state_{s}") for s in LAYER_STATES[sub_layer]]
         return [symbolic[k] for k in keys] if any(k in symbolic for k in keys) else None
 
     def recurrent(sub_layer, sub_config, sub_weights, source, name, prefix):
@@ -115,7 +116,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
             instance.set_weights(ordered_weights(instance, sub_weights))
         (out,), _ = results[configured]
         _, states = results.get(True, (None, []))
-        outputs.update({f"{prefix}state_{s}": t for s, t in zip(LAYER_STATES[sub_layer], states)})
+        outputs.update({wrappers.join(prefix, f"state_{s}"): t for s, t in zip(LAYER_STATES[sub_layer], states)})
         return out
 
     if layer in LAYER_STATES:
@@ -125,8 +126,8 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     elif layer == "Stacked":
         source = x
         for k, sub in enumerate(config["layers"]):
-            source = recurrent(sub["layer"], sub["config"], _sub(weights, f"layers/{k}"), source, f"rnn_{k}",
-                               f"layers/{k}/")
+            prefix = wrappers.layer_prefix(k)
+            source = recurrent(sub["layer"], sub["config"], _sub(weights, prefix), source, f"rnn_{k}", prefix)
         outputs["output"] = source
     else:
         outputs.update(_bidirectional(keras, config, weights, x, mask, symbolic, twin))
@@ -140,7 +141,8 @@ def _stacked_cells(config, weights, x, mask, symbolic, twin: bool, stateful: boo
     """One ``RNN(StackedRNNCells)`` (``cell_wrapper: RNN``), named ``rnn`` (its twin ``rnn_final_state``)."""
     cells, rnn_config = stacked_cells(config)
     configured = bool(rnn_config.get("return_state", False))
-    initial = [[f"layers/{k}/initial_state_{s}" for s in LAYER_STATES[layer]] for k, (layer, _) in enumerate(cells)]
+    initial = [[wrappers.join(wrappers.layer_prefix(k), f"initial_state_{s}") for s in LAYER_STATES[layer]]
+               for k, (layer, _) in enumerate(cells)]
     results = {}
     for returns_state in sorted({configured, True} if twin else {configured}):
         rnn = rnn_of_cells(cells, {**rnn_config, "return_state": returns_state}, **PORTABLE_INITIALIZERS,
@@ -157,7 +159,8 @@ def _stacked_cells(config, weights, x, mask, symbolic, twin: bool, stateful: boo
     flat = iter(states)
     for k, (layer, _) in enumerate(cells):
         if states:  # none without a twin when the configured RNN does not return them
-            named.update({f"layers/{k}/state_{s}": next(flat) for s in LAYER_STATES[layer]})
+            named.update(wrappers.prefixed({f"state_{s}": next(flat) for s in LAYER_STATES[layer]},
+                                           wrappers.layer_prefix(k)))
     return named
 
 
@@ -166,7 +169,7 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
     wrapped, merge_mode = config["wrapped"], config.get("merge_mode", "concat")
     state_names = LAYER_STATES[wrapped]
     n_out = 2 if merge_mode is None else 1
-    initial = [f"{half}/initial_state_{s}" for half in ("forward", "backward") for s in state_names]
+    initial = [wrappers.join(half, f"initial_state_{s}") for half in wrappers.HALVES for s in state_names]
     results = {}
     for returns_state in sorted({bool(inner.get("return_state", False)), True} if twin else
                                 {bool(inner.get("return_state", False))}):
@@ -180,15 +183,16 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
         if any(k in symbolic for k in initial):
             call["initial_state"] = [symbolic[k] for k in initial]
         results[returns_state] = _split(bidi(x, **call), n_out)
-        for half, name in ((bidi.forward_layer, "forward"), (bidi.backward_layer, "backward")):
+        for half, name in zip((bidi.forward_layer, bidi.backward_layer), wrappers.HALVES):
             half.set_weights(ordered_weights(half, _sub(weights, name)))
     outs, _ = results[bool(inner.get("return_state", False))]
     _, states = results.get(True, (None, []))
-    named = {"output": outs[0]} if n_out == 1 else {"forward/output": outs[0], "backward/output": outs[1]}
-    for k, half in enumerate(("forward", "backward")):
+    named = ({"output": outs[0]} if n_out == 1 else
+             {wrappers.join(half, "output"): out for half, out in zip(wrappers.HALVES, outs)})
+    for k, half in enumerate(wrappers.HALVES):
         for j, s in enumerate(state_names):
             if states:
-                named[f"{half}/state_{s}"] = states[k * len(state_names) + j]
+                named[wrappers.join(half, f"state_{s}")] = states[k * len(state_names) + j]
     return named
 
 
@@ -279,12 +283,12 @@ def load_model(data: bytes, name: str = MODEL_FILE, where=None):
 def _halves(layer) -> list[tuple[object, str | None]]:
     """(layer holding weights, prefix of the fixture's names for them); prefix None: not a contract_model layer."""
     if getattr(layer, "forward_layer", None) is not None:
-        return [(layer.forward_layer, "forward/"), (layer.backward_layer, "backward/")]
+        return list(zip((layer.forward_layer, layer.backward_layer), wrappers.HALVES))
     match = RNN_LAYER_NAME.fullmatch(layer.name)
     cells = getattr(getattr(layer, "cell", None), "cells", None)
     if match is not None and not match[1] and cells is not None:  # RNN(StackedRNNCells): cell k is layers/<k>
-        return [(cell, f"layers/{k}/") for k, cell in enumerate(cells)]
-    return [(layer, None if match is None else f"layers/{match[1]}/" if match[1] else "")]
+        return [(cell, wrappers.layer_prefix(k)) for k, cell in enumerate(cells)]
+    return [(layer, None if match is None else wrappers.layer_prefix(match[1]) if match[1] else "")]
 
 
 def model_weights(model) -> list[tuple[str | None, str, np.ndarray]]:
@@ -294,7 +298,8 @@ def model_weights(model) -> list[tuple[str | None, str, np.ndarray]]:
         for holder, prefix in _halves(layer):
             for variable, value in zip(holder.weights, holder.get_weights()):
                 path = (getattr(variable, "path", None) or variable.name).split(":")[0]
-                found.append((None if prefix is None else prefix + path.rsplit("/", 1)[-1], path, np.asarray(value)))
+                name = None if prefix is None else wrappers.join(prefix, path.rsplit("/", 1)[-1])
+                found.append((name, path, np.asarray(value)))
     return found
 
 
@@ -386,7 +391,8 @@ def _run(fixture) -> dict[str, np.ndarray]:
     for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
         if k in calls.get("reset_before", ()):
             reset_states(model)
-        result.update({f"calls/{k}/{name}": v for name, v in zip(output_keys, _call(model, input_keys, chunk))})
+        result.update({wrappers.join(wrappers.call_prefix(k), name): v
+                       for name, v in zip(output_keys, _call(model, input_keys, chunk))})
     return result
 
 

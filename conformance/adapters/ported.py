@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import Unsupported
-from ..semantics.wrappers import carries, split_calls
+from ..semantics.wrappers import call_prefix, carries, join, prefixed, split_calls, sub_mapping
 from . import keras_load
 
 Feed = Callable[[dict], dict]   # {contract input key: array} -> {contract output key: array}
@@ -68,9 +68,9 @@ def stateless_model(fixture) -> Graph:
     """
     batch = int(np.shape(fixture.inputs["x"])[0])
     inputs = dict(fixture.inputs)
-    first_call = [k[len("calls/0/"):] for k in fixture.meta["outputs"] if k.startswith("calls/0/")]
+    first_call = list(sub_mapping(dict.fromkeys(fixture.meta["outputs"]), call_prefix(0)))
     for key in state_outputs(first_call):
-        shape = fixture.meta["arrays"][f"calls/0/{key}"]["shape"][1:]
+        shape = fixture.meta["arrays"][join(call_prefix(0), key)]["shape"][1:]
         inputs.setdefault(state_input(key), np.zeros((batch, *shape), np.float32))
     model, input_keys, output_keys = keras_load.contract_model(
         fixture.layer, fixture.config, fixture.weights, inputs, batch_size=batch, open_time=True)
@@ -101,7 +101,7 @@ def run_calls(fixture, graph: Graph, feed: Feed) -> dict[str, np.ndarray]:
         out = feed(feeds)
         carried = {state_input(name): np.asarray(value, np.float32) for name, value in out.items()
                    if name in state_outputs(graph.output_keys)}
-        result.update({f"calls/{k}/{name}": value for name, value in out.items()})
+        result.update(prefixed(out, call_prefix(k)))
     return result
 
 

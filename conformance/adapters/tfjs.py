@@ -71,6 +71,7 @@ import numpy as np
 from ..cache import user_cache_dir
 from ..errors import ConversionError, Unsupported
 from ..judge.contract import implementation
+from ..semantics import wrappers
 
 TFJS_VERSION = "4.22.0"
 ENV_MODULES = "LSTM_CONFORMANCE_TFJS_MODULES"
@@ -421,8 +422,7 @@ def _layer_weights(layer: str, weights: Mapping, prefix: str = "") -> dict:
 
 def _initial_states(layer: str, inputs: Mapping, prefix: str = "") -> list | None:
     """The layer's initial states in tfjs's order (h, then c), or None when the fixture gives none."""
-    head = f"{prefix}/" if prefix else ""
-    names = [f"{head}initial_state_{s}" for s in STATES[layer]]
+    names = [wrappers.join(prefix, f"initial_state_{s}") for s in STATES[layer]]
     given = [n for n in names if n in inputs]
     if not given:
         return None
@@ -454,7 +454,7 @@ def request_for(fixture) -> tuple[dict, list]:
         request["layers"] = []
         families = []
         for k, sub in enumerate(config["layers"]):
-            prefix = f"layers/{k}"
+            prefix = wrappers.layer_prefix(k)
             request["layers"].append({"cls": CLASSES.get(sub["layer"]), "args": layer_args(sub["layer"], sub["config"]),
                                       "weights": _layer_weights(sub["layer"], fixture.weights, prefix),
                                       "initialState": _initial_states(sub["layer"], inputs, prefix)})
@@ -480,7 +480,7 @@ def _named(fixture, families: list, passes: list) -> dict:
     result: dict = {}
     calls = fixture.meta.get("calls")
     for k, layers in enumerate(passes):
-        head = f"calls/{k}/" if calls else ""
+        head = wrappers.call_prefix(k) if calls else ""
         if len(layers) != len(families):
             raise RuntimeError(f"tfjs returned results for {len(layers)} layer(s); the fixture has {len(families)}")
         for index, (family, arrays) in enumerate(zip(families, layers)):
@@ -490,17 +490,19 @@ def _named(fixture, families: list, passes: list) -> dict:
             states = [f"state_{s}" for s in STATES[family]]
             if fixture.layer == "Bidirectional":
                 merge = fixture.config.get("merge_mode", "concat")
-                outs = ["forward/output", "backward/output"] if merge is None else ["output"]
-                names = outs + [f"forward/{s}" for s in states] + [f"backward/{s}" for s in states]
+                outs = [wrappers.join(half, "output") for half in wrappers.HALVES] if merge is None else ["output"]
+                names = outs + [wrappers.join(half, s) for half in wrappers.HALVES for s in states]
             elif fixture.layer == "Stacked":
                 last = index == len(families) - 1
-                names = ["output" if last else f"layers/{index}/output"] + [f"layers/{index}/{s}" for s in states]
+                prefix = wrappers.layer_prefix(index)
+                names = ["output" if last else wrappers.join(prefix, "output"),
+                         *(wrappers.join(prefix, s) for s in states)]
             else:
                 names = ["output", *states]
             if len(arrays) != len(names):
                 raise RuntimeError(f"tfjs's {fixture.layer} returned {len(arrays)} tensors (shapes "
                                    f"{[list(a.shape) for a in arrays]}); expected {len(names)}: {', '.join(names)}")
-            result.update({head + n: a for n, a in zip(names, arrays)})
+            result.update({wrappers.join(head, n): a for n, a in zip(names, arrays)})
     wanted = list(fixture.meta["outputs"])
     missing = [n for n in wanted if n not in result]
     if missing:

@@ -214,14 +214,14 @@ def _run(fixture) -> dict[str, np.ndarray]:
     if not calls:
         result = outputs(fixture.inputs)
     else:
-        from ..semantics.wrappers import split_calls
+        from ..semantics.wrappers import call_prefix, prefixed, split_calls
         result = {}
         for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
             if k in calls.get("reset_before", ()):
                 for model in models:
                     model.restart()
                 note += "" if "fresh interpreter" in note else "; reset_before by a fresh interpreter"
-            result.update({f"calls/{k}/{name}": v for name, v in outputs(chunk).items()})
+            result.update(prefixed(outputs(chunk), call_prefix(k)))
     with _LOCK:
         _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
                               f"run {time.perf_counter() - converted:.2f} s")

@@ -433,14 +433,15 @@ def _states_advanced_twice(problem):
         """Call k: outputs and trace from pass 2k, states from pass 2k + 1."""
         out, trace = {}, {}
         for k in range(len(steps)):
-            for name, value in wrappers.sub_mapping(result, f"calls/{2 * k}").items():
+            call, first, second = (wrappers.call_prefix(n) for n in (k, 2 * k, 2 * k + 1))
+            for name, value in wrappers.sub_mapping(result, first).items():
                 if not name.startswith("state_"):
-                    out[f"calls/{k}/{name}"] = value
-            for name, value in wrappers.sub_mapping(result, f"calls/{2 * k + 1}").items():
+                    out[wrappers.join(call, name)] = value
+            for name, value in wrappers.sub_mapping(result, second).items():
                 if name.startswith("state_"):
-                    out[f"calls/{k}/{name}"] = value
-            first_pass = wrappers.sub_mapping(result.get("trace", {}), f"calls/{2 * k}")
-            trace.update({f"calls/{k}/{name}": value for name, value in first_pass.items()})
+                    out[wrappers.join(call, name)] = value
+            first_pass = wrappers.sub_mapping(result.get("trace", {}), first)
+            trace.update({wrappers.join(call, name): value for name, value in first_pass.items()})
         out["trace"] = trace
         return out
     return dataclasses.replace(problem, inputs=inputs, calls=doubled).posted(post)

@@ -18,6 +18,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..adapters.requires import extra_install
+from ..semantics import wrappers
 from ..semantics.families import TRACE_ORDER
 from ..errors import FixtureError
 from ..format.fixtures import Fixture, short_digest
@@ -93,7 +94,7 @@ def _activations_text(activations: Mapping, prefix: str = "") -> list[str]:
 
 def _config_text(config: Mapping) -> str:
     if "layers" in config:  # Stacked: each layer's own config
-        return "; ".join(f"layers/{k}: {sub['layer']}({_config_text(sub['config'])})"
+        return "; ".join(f"{wrappers.layer_prefix(k)}: {sub['layer']}({_config_text(sub['config'])})"
                          for k, sub in enumerate(config["layers"]))
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
@@ -237,9 +238,8 @@ def _trace_over_time(fixture: Fixture) -> tuple[dict, list[int]]:
         return trace, [0, steps]
     joined: dict[str, list] = {}
     for k in range(len(calls["steps"])):
-        for key, value in trace.items():
-            if key.startswith(f"calls/{k}/"):
-                joined.setdefault(key[len(f"calls/{k}/"):], []).append(value)
+        for key, value in wrappers.sub_mapping(trace, wrappers.call_prefix(k)).items():
+            joined.setdefault(key, []).append(value)
     return {k: np.concatenate(v, axis=1) for k, v in joined.items()}, [int(e) for e in np.cumsum([0, *calls["steps"]])]
 
 
@@ -257,7 +257,7 @@ def plot_trace(fixture: Fixture, path: Path, batch: int = 0) -> None:
     for ax, key in zip(axes.flat, keys):
         steps = trace[key].shape[1]
         if mask is not None:
-            backwards = bool(fixture.config.get("go_backwards")) != key.startswith("backward/")
+            backwards = bool(fixture.config.get("go_backwards")) != wrappers.under(key, wrappers.BACKWARD)
             processed = np.concatenate([np.asarray(mask[batch, a:b], bool)[::-1 if backwards else 1]
                                         for a, b in zip(bounds[:-1], bounds[1:])])
             for t in np.flatnonzero(~processed):

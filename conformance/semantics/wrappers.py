@@ -51,6 +51,11 @@ def layer_prefix(k: int) -> str:
     return f"layers/{k}"
 
 
+def under(name: str, prefix: str) -> bool:
+    """Whether ``name`` is one of ``prefix``'s (``layers/1/x`` is under ``layers/1``, ``layers/10/x`` is not)."""
+    return name.startswith(prefix + "/")
+
+
 def call_prefix(k: int) -> str:
     """A stateful fixture's call ``k``."""
     return f"calls/{k}"
@@ -64,7 +69,7 @@ def call_index(name: str) -> int | None:
 
 def sub_mapping(mapping: Mapping, prefix: str) -> dict:
     """The entries of ``mapping`` under ``prefix/``, with the prefix removed."""
-    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if k.startswith(prefix + "/")}
+    return {k[len(prefix) + 1:]: v for k, v in mapping.items() if under(k, prefix)}
 
 
 def prefixed(result: Mapping, prefix: str) -> dict:
@@ -249,8 +254,8 @@ def compose(problem: Problem, run_layer: RunLayer,
 def _single(problem: Problem, note: str = "") -> Part:
     """A single layer as its one part (a ``time_major`` one batch-major)."""
     config, inputs = batch_major(problem.config, problem.inputs)
-    return Part(layer=problem.layer, config=config, weights=problem.weights, gates=problem.gates, activations=problem.activations, inputs=inputs,
-                note=note)
+    return Part(layer=problem.layer, config=config, weights=problem.weights, gates=problem.gates,
+                activations=problem.activations, inputs=inputs, note=note)
 
 
 def parts(fixture) -> list[Part]:
