@@ -19,7 +19,7 @@ from conformance import cli, gallery, reference
 from conformance.fixtures import gallery_dir, list_fixtures, short_digest
 from conformance.gallery import column_slice, fmt
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO
 FIXTURES = list_fixtures(gallery_dir()).fixtures
 BY_ID = {f.id: f for f in FIXTURES}
 
@@ -281,7 +281,7 @@ def test_run_a_wrong_module_attr_impl_fails_and_names_the_fixture(capsys, tmp_pa
     assert code == 1
     for fid in chosen:
         assert f"FAILED cli_wrong_impl:wrong-{fid}" in out
-        assert f"output 'state_h'" in out
+        assert "output 'state_h'" in out
     assert summary_row(out, "cli_wrong_impl:wrong") == {"passed": 0, "failed": 2, "error": 0, "skipped": 0,
                                                             "xfailed": 0, "crashed": 0, "partial": 0}
 
