@@ -23,7 +23,7 @@ from conformance import writer
 
 if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecting stays cheap
     pytest.skip("generate_fixtures.py needs TensorFlow", allow_module_level=True)
-from conftest import REPO
+from helpers.repo import REPO
 FID = "lstm-seed-question"
 
 

@@ -23,7 +23,7 @@ from conformance.fixtures import list_fixtures
 from conformance.legacy import MANIFEST_NAME
 from conformance.suite import Case, judge
 
-from conftest import REPO
+from helpers.repo import REPO
 
 # a mask with an initial state (LSTM), a mask going backwards (GRU, reset before), an initial state (SimpleRNN)
 LISTED = ("lstm-mask-leading-initial-state", "gru-reset-before-mask-go-backwards", "simple-rnn-initial-state")

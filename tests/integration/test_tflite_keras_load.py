@@ -27,7 +27,7 @@ from conformance.fixtures import load_fixture, read_meta
 from conformance.mistakes import diagnose
 from conformance.suite import Case, judge
 
-from conftest import clean_env
+from helpers.venvs import clean_env
 
 # A recurrent loop in the converted model: Keras 3 layers become WHILE, tf.keras 2 may give fused ops.
 LOOP_OPS = {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_LSTM",

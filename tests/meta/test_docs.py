@@ -6,7 +6,7 @@ import pytest
 
 from conformance.fixtures import UNDIGESTED_FIELDS, canonical_json, resolve_citation
 
-from conftest import REPO
+from helpers.repo import REPO
 CITATION = re.compile(r"\b([a-z0-9][a-z0-9._-]*@sha256:[0-9a-f]{8})\b")
 
 

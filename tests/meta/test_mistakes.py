@@ -15,7 +15,7 @@ from conformance.mistakes import CATALOGUE, Problem, diagnose
 from conformance.registry import Implementation
 from conformance.suite import Case, judge
 
-from conftest import REPO
+from helpers.repo import REPO
 
 LISTING = list_fixtures()
 assert not LISTING.errors, LISTING.errors  # a broken fixture must not silently shrink what is tested

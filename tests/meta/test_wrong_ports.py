@@ -11,7 +11,7 @@ import pytest
 
 from conformance.fixtures import list_fixtures
 
-from conftest import REPO
+from helpers.repo import REPO
 from test_wrong_impl import run_suite
 
 # port -> (mistake key its diagnosis must name, fixtures it must fail, fixtures it must pass)

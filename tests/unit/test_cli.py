@@ -19,7 +19,7 @@ from conformance import cli, gallery, reference
 from conformance.fixtures import gallery_dir, list_fixtures, short_digest
 from conformance.gallery import column_slice, fmt
 
-from conftest import REPO
+from helpers.repo import REPO
 FIXTURES = list_fixtures(gallery_dir()).fixtures
 BY_ID = {f.id: f for f in FIXTURES}
 
@@ -360,7 +360,7 @@ def test_installed_console_script_runs_the_suite_without_tensorflow(installed_ve
     done = installed_venv.run("-c", "import tensorflow")
     assert done.returncode != 0, "the wheel venv is meant to have no TensorFlow"
     import subprocess
-    from conftest import clean_env
+    from helpers.venvs import clean_env
     script = installed_venv.bin / "lstm-conformance"
     done = subprocess.run([str(script), "run", "--impl", "numpy-reference"], cwd=installed_venv.workdir,
                           env=clean_env(installed_venv), capture_output=True, text=True, timeout=300)

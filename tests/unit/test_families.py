@@ -10,7 +10,7 @@ import pytest
 from conformance import Unsupported, reference, wrappers
 from conformance.families import FAMILIES, LAYERS, TRACE_ORDER, WRAPPERS, family
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers import loops
 
 PACKAGE = REPO / "conformance"

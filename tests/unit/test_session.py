@@ -18,7 +18,7 @@ from conformance import ledger as shipped_ledger
 from conformance.options import OPTIONS, dest
 from conformance.session import Results, Session, UsageError, short_name
 
-from conftest import REPO
+from helpers.repo import REPO
 from hostile import clean_env
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance"]
