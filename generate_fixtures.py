@@ -317,7 +317,7 @@ def main(argv=None) -> int:
         except GenerationError as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             return 1
-        except Exception as exc:  # a catalog or Keras error: name the entry, then stop
+        except Exception as exc:  # noqa: BLE001 - a catalog or Keras error: name the entry, then stop
             print(f"ERROR {entry.get('id', '?')}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         difference = compare_with_disk(args.out, meta, arrays, files)

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     fixtures = list_fixtures().fixtures
     for fixture in fixtures:
-        fixture.arrays  # load once: the suite measures implementations, not disk
+        fixture.arrays  # noqa: B018 - load once: the suite measures implementations, not disk
     print(f"gallery: {len(fixtures)} fixtures; python {sys.version.split()[0]}; {os.cpu_count()} cpus")
     for name in args.impl or ["numpy-reference", "keras"]:
         r = time_implementation(name, fixtures)

@@ -51,7 +51,7 @@ def find(args) -> Fixture:
         raise UsageError(f"{fid}: no fixture with this id (in {root})")
     try:
         fixture = resolve_citation([load_fixture(folder)], args.citation)
-        fixture.arrays
+        fixture.arrays  # noqa: B018 - reading loads and verifies the arrays
     except FixtureError as exc:
         raise UsageError(str(exc)) from None
     return fixture

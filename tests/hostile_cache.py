@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conformance import cache
 
-from conftest import REPO
+from helpers.repo import REPO
 
 BUILDER = textwrap.dedent('''
     import sys, time

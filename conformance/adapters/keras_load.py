@@ -377,7 +377,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
         model = load_model(data, entry["name"], Path(fixture.path) / entry["name"])
     except FixtureError:  # its config was refused before Keras read it: the fixture's fault
         raise
-    except Exception as exc:  # noqa: BLE001 - a load failure is this implementation's failure, with its cause
+    except Exception as exc:
         raise RuntimeError(f"keras {keras_version()} could not load {entry['name']} "
                            f"(saved with keras {fixture.meta.get('generated_by', {}).get('keras', '?')}): "
                            f"{type(exc).__name__}: {exc}") from exc

@@ -52,7 +52,7 @@ def compute(fixture, entry: Mapping, data: bytes) -> dict[str, np.ndarray]:
             model = load_h5(path, where)  # its config checked before Keras reads it
         except (FixtureError, Unsupported):  # a refused config is the fixture's fault; no h5py, a skip
             raise
-        except Exception as exc:  # noqa: BLE001 - a load failure is this implementation's failure, with its cause
+        except Exception as exc:
             raise RuntimeError(f"keras {keras_version()} could not load {entry['file']} (saved with tf.keras "
                                f"{entry['generated_by'].get('keras', '?')}): {type(exc).__name__}: {exc}") from exc
         check_model_weights(fixture, model, name)

@@ -144,13 +144,13 @@ def build_ir(fixture, folder: Path) -> None:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # export prints the endpoint's signature
             graph.model.export(str(saved), format="tf_saved_model", verbose=False)
-    except Exception as exc:  # noqa: BLE001 - Keras's exporter raises several kinds
+    except Exception as exc:
         raise ConversionError(f"Keras {keras_load.keras_version()} model.export (the SavedModel OpenVINO "
                               f"converts) failed: {_one_line(exc)}") from exc
     exported = time.perf_counter()
     try:
         model = ov.convert_model(str(saved))
-    except Exception as exc:  # noqa: BLE001 - the frontend raises OpConversionFailure, GeneralFailure, ...
+    except Exception as exc:
         raise ConversionError(f"OpenVINO {distribution_version('openvino')} convert_model failed: "
                               f"{_one_line(exc)}") from exc
     converted = time.perf_counter()
@@ -187,7 +187,7 @@ class Loaded:
                                   _input_shapes(ir_model, contract["input_keys"]))
         try:
             self.compiled = ov_core.compile_model(ir_model, DEVICE, compile_config(impl))
-        except Exception as exc:  # noqa: BLE001 - the plugin raises RuntimeError with its own text
+        except Exception as exc:
             raise ConversionError(f"OpenVINO {distribution_version('openvino')} compile_model on {DEVICE} failed: "
                                   f"{_one_line(exc)}") from exc
         self.precision = _type_name(self.compiled.get_property(_precision_key()))
@@ -216,7 +216,7 @@ class Loaded:
                    for key, value in feeds.items()}
         try:
             results = self.request.infer(tensors)
-        except Exception as exc:  # noqa: BLE001 - the runtime's failure: no numbers to compare
+        except Exception as exc:
             raise ConversionError(f"OpenVINO {distribution_version('openvino')} inference on {DEVICE} failed: "
                                   f"{_one_line(exc)}") from exc
         return {key: np.array(results[port]) for port, key in self.outputs}

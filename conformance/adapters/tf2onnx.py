@@ -184,7 +184,7 @@ def convert(graph: ported.Graph, folder: Path, opset_number: int) -> None:
         warnings.simplefilter("always")
         try:
             proto, _ = tf2onnx.convert.from_keras(graph.model, opset=opset_number)
-        except Exception as exc:  # noqa: BLE001 - whatever the converter raises is its refusal
+        except Exception as exc:
             lines = "; ".join(log.lines[-5:])
             raise ConversionError(f"{TOOL} {tool_version()} ({API}, opset {opset_number}) raised "
                                   f"{type(exc).__name__}: {' '.join(str(exc).split())[:800]}"
@@ -221,7 +221,7 @@ def load_session(model, log: list[str]):
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - the runtime refusing the converter's model
+    except Exception as exc:
         errors = [line for line in log if line.startswith(("ERROR", "CRITICAL"))]
         errors = [line for line in errors if "Unsupported ops" in line] + \
                  [line for line in errors if "Unsupported ops" not in line]  # tf2onnx's summary first
@@ -253,7 +253,7 @@ class Session:
         keys = list(self.output_names)
         try:
             values = self.session.run([self.output_names[k] for k in keys], feed)
-        except Exception as exc:  # noqa: BLE001 - the runtime failing on the converted graph
+        except Exception as exc:
             raise ConversionError(f"onnxruntime {distribution_version('onnxruntime')} failed running what {TOOL} "
                                   f"{tool_version()} wrote: {type(exc).__name__}: "
                                   f"{' '.join(str(exc).split())[:800]}") from exc

@@ -254,7 +254,7 @@ class Fixture:
         Listing checks only the YAML; this is what ``verify`` adds. Returns the names of the files
         checked; raises FixtureError naming the first bad one.
         """
-        self.arrays  # shape, dtype, sha256 of every array (cached after the first check)
+        self.arrays  # noqa: B018 - shape, dtype, sha256 of every array (cached after the first check)
         model = self.model_file()
         return [ARRAYS_NAME, *([model[0]["name"]] if model else [])]
 

@@ -375,7 +375,7 @@ def search(impl: Implementation, oracle: Oracle, *, seed: int = 0, budget: int |
                     break  # the implementation supports none of the configurations drawn
                 raise FuzzUsageError("Hypothesis could not draw configurations carrying every tag of "
                                      + ", ".join(tags)) from None
-            except Exception:  # noqa: BLE001 - _Found, or Hypothesis's FlakyFailure around it: judged again below
+            except Exception:
                 if not failing:
                     raise
             if failing or seconds is None or time.perf_counter() - started >= seconds:

@@ -44,7 +44,7 @@ class Implementation:
                 if not callable(loaded):
                     raise TypeError(f"{self.value} is a {type(loaded).__name__}, not a callable run(fixture)")
                 self._loaded = loaded
-            except BaseException as exc:  # noqa: BLE001 - any plug-in failure is reported, not propagated
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 detail = (str(exc) if isinstance(exc, EngineError)  # a cmd: engine: our traceback is noise
@@ -64,7 +64,7 @@ class Implementation:
                 details.update(contract.info())
         except Unsupported as exc:  # an info() that found its library missing: the standard wording (requires.py)
             details["not_installed"] = str(exc)
-        except BaseException as exc:  # noqa: BLE001 - the header must not crash on a broken plug-in (even sys.exit)
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             details["error"] = (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -128,7 +128,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
     try:
         run = impl.load()
         contract = impl.contract()
-        fixture.arrays  # load and verify the arrays before blaming the implementation
+        fixture.arrays  # noqa: B018 - load and verify the arrays before blaming the implementation
         keras_version, backend = impl.keras_semantics()
     except ImplementationError as exc:
         return Verdict(Status.ERROR, f"{fixture.citation}: {exc}", reason=str(exc))

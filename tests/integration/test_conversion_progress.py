@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed (extra 'keras' of lstm-conformance)")
 
-from conftest import clean_env  # noqa: E402
+from helpers.venvs import clean_env
 
 FIXTURES = ("lstm-basic", "lstm-go-backwards")
 

@@ -11,7 +11,8 @@ import re
 
 from conformance.fixtures import list_fixtures
 
-from conftest import REPO, clean_env
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 PLUGIN = "numpy-lstm-port"
 

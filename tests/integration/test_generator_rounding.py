@@ -21,7 +21,8 @@ from conformance import rounding
 
 if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecting stays cheap
     pytest.skip("generate_fixtures.py needs TensorFlow", allow_module_level=True)
-from conftest import REPO, clean_env  # noqa: E402
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 FID = "lstm-seed-question"
 # Two fixtures that regenerate differently with oneDNN limited to AVX2 on an AVX-512 CPU (SPEC 4.5): the

@@ -23,7 +23,7 @@ from conformance import writer
 
 if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecting stays cheap
     pytest.skip("generate_fixtures.py needs TensorFlow", allow_module_level=True)
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 FID = "lstm-seed-question"
 
 
@@ -157,7 +157,7 @@ def test_changed_values_need_update(gen, catalog, written, capsys):
     assert _generate(gen, out, folder) == 1
     err = capsys.readouterr().err
     assert f"REFUSED {FID}: refusing to overwrite a fixture whose values changed" in err, err
-    assert f"x: changed at [1, 1, 0]" in err and f"max abs difference {1.5:.3g}" in err and "pass --update" in err, err
+    assert "x: changed at [1, 1, 0]" in err and f"max abs difference {1.5:.3g}" in err and "pass --update" in err, err
     assert _snapshot(out) == before
 
     assert _generate(gen, out, folder, "--update") == 0

@@ -26,7 +26,7 @@ import pytest
 
 from conformance import cache
 
-from conftest import REPO
+from helpers.repo import REPO
 from hostile_cache import start_builder
 
 TOOL = "tool"

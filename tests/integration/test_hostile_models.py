@@ -18,7 +18,7 @@ from conformance import cli
 from conformance.fixtures import list_fixtures
 from conformance.verdict import Status
 
-from conftest import REPO
+from helpers.repo import REPO
 from hostile_models import (H5_SOURCE, KERAS_SOURCE, hostile_h5_gallery, hostile_keras_gallery,
                             selection_catalog)
 

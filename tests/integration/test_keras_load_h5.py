@@ -17,13 +17,13 @@ import yaml
 if importlib.util.find_spec("tensorflow") is None:  # find, not import: collecting stays cheap
     pytest.skip("keras-load-h5 needs Keras (TensorFlow)", allow_module_level=True)
 
-from conformance import ledger, registry  # noqa: E402
-from conformance.adapters.keras import backend_name, is_keras3, keras_version  # noqa: E402
-from conformance.fixtures import list_fixtures  # noqa: E402
-from conformance.legacy import MANIFEST_NAME  # noqa: E402
-from conformance.suite import Case, judge  # noqa: E402
+from conformance import ledger, registry
+from conformance.adapters.keras import backend_name, is_keras3, keras_version
+from conformance.fixtures import list_fixtures
+from conformance.legacy import MANIFEST_NAME
+from conformance.suite import Case, judge
 
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 
 # a mask with an initial state (LSTM), a mask going backwards (GRU, reset before), an initial state (SimpleRNN)
 LISTED = ("lstm-mask-leading-initial-state", "gru-reset-before-mask-go-backwards", "simple-rnn-initial-state")

@@ -24,7 +24,7 @@ from conformance.suite import Case, judge
 from conformance.subprocess_impl import command_implementation
 from conformance.writer import finish_meta, write_fixture
 
-from conftest import REPO as ROOT  # noqa: E402
+from helpers.repo import REPO as ROOT
 JS_PORT = ROOT / "examples" / "js-port" / "main.js"
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node (Node.js) is not installed; the JS port needs it")

@@ -21,13 +21,13 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed (extra 'keras' of lstm-conformance)")
 
-from conformance import registry, writer  # noqa: E402
-from conformance.applicability import not_applicable  # noqa: E402
-from conformance.fixtures import load_fixture, read_meta  # noqa: E402
-from conformance.mistakes import diagnose  # noqa: E402
-from conformance.suite import Case, judge  # noqa: E402
+from conformance import registry, writer
+from conformance.applicability import not_applicable
+from conformance.fixtures import load_fixture, read_meta
+from conformance.mistakes import diagnose
+from conformance.suite import Case, judge
 
-from conftest import clean_env  # noqa: E402
+from helpers.venvs import clean_env
 
 # A recurrent loop in the converted model: Keras 3 layers become WHILE, tf.keras 2 may give fused ops.
 LOOP_OPS = {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_LSTM",

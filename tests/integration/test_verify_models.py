@@ -21,7 +21,7 @@ import pytest
 from conformance import cli, writer
 from conformance.fixtures import gallery_dir, list_fixtures, load_fixture, read_meta
 
-from conftest import clean_env
+from helpers.venvs import clean_env
 
 FIXTURES = list_fixtures(gallery_dir()).fixtures
 WITH_MODEL = [f for f in FIXTURES if f.meta.get("model_file")]

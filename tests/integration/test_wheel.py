@@ -7,7 +7,8 @@ import zipfile
 
 from conformance.fixtures import ARRAYS_NAME, YAML_NAME, list_fixtures
 
-from conftest import REPO, clean_env
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 GALLERY = REPO / "fixtures"
 

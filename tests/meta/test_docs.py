@@ -6,7 +6,7 @@ import pytest
 
 from conformance.fixtures import UNDIGESTED_FIELDS, canonical_json, resolve_citation
 
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 CITATION = re.compile(r"\b([a-z0-9][a-z0-9._-]*@sha256:[0-9a-f]{8})\b")
 
 
@@ -118,6 +118,16 @@ def test_readme_test_command_is_what_ci_runs():
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert ci[-1] == "tox"  # .ci/run ends with the plain default envlist
     assert ["tox"] in README_COMMANDS, "README does not give `tox` (what .ci/run runs) as the test command"
+
+
+@pytest.mark.parametrize("doc", ["SPEC.md", "docs/guide.md", "docs/EXTENDING.md"])
+def test_cited_source_paths_exist(doc):
+    """A file of the repository named in backticks (`conformance/judge/suite.py`) exists: moves update the docs."""
+    cited = re.findall(r"`((?:conformance|tests|benchmarks|examples|catalog)/[\w/.-]+\.(?:py|yaml|json|md))`",
+                       (REPO / doc).read_text())
+    assert cited, f"{doc} names no source file: the pattern is stale"
+    missing = [p for p in cited if not (REPO / p).exists()]
+    assert not missing, f"{doc}: cited files that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))

@@ -32,7 +32,8 @@ from conformance.registry import Implementation
 from conformance.suite import Case, judge
 from conformance.verdict import Status
 
-from conftest import REPO, clean_env
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 REFERENCE = engine.reference_oracle()
 HAS_KERAS = importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None

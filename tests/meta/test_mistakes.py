@@ -4,6 +4,8 @@ Each mistake is run as an implementation (the reference computed the wrong way) 
 same engine as the suite. A gallery change that lets a mistake through fails here.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -13,10 +15,13 @@ from conformance.mistakes import CATALOGUE, Problem, diagnose
 from conformance.registry import Implementation
 from conformance.suite import Case, judge
 
+from helpers.repo import REPO
+
 LISTING = list_fixtures()
 assert not LISTING.errors, LISTING.errors  # a broken fixture must not silently shrink what is tested
 GALLERY = LISTING.fixtures
 BY_ID = {f.id: f for f in GALLERY}
+IMPLS = REPO / "tests" / "impls"
 
 
 def as_implementation(mistake) -> Implementation:
@@ -66,10 +71,30 @@ def test_mistake_is_detected_by_its_own_fixture(mistake, kill_table):
         f"(detected by: {', '.join(kill_table[mistake.key][:5])})")
 
 
-@pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.key for m in CATALOGUE])
-def test_mistake_is_named_in_the_failure_message(mistake):
-    fixture = BY_ID[mistake.fixture]
-    verdict = judge(Case(as_implementation(mistake), fixture), timeout=30, diagnose=diagnose)
+# Ports written apart from the catalogue (tests/impls/: own numpy loops, or the reference with ONNX's gate slices),
+# each making one mistake: port module -> (the catalogued mistake it makes, a fixture that shows it).
+INDEPENDENT_PORTS = {
+    "impl_onnx_gate_order": ("lstm-gate-order-iofc", "lstm-return-sequences"),
+    "impl_lstm_forget_bias_twice": ("forget-bias-twice", "lstm-seed-question"),
+    "impl_gru_reset_wrong_side": ("gru-reset-after-mixed-up", "gru-reset-after-return-sequences"),
+    "impl_lstm_go_backwards_flipped": ("go-backwards-flipped-back", "lstm-go-backwards-sequences"),
+}
+
+
+def _independent_port(module: str) -> Implementation:
+    spec = importlib.util.spec_from_file_location(f"_mistakes_{module}", IMPLS / f"{module}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return Implementation(module, f"tests/impls/{module}.py:run", _loader=lambda: loaded.run)
+
+
+@pytest.mark.parametrize("module", INDEPENDENT_PORTS)
+def test_mistake_is_named_in_the_failure_message(module):
+    """A port that makes a mistake, computed without the catalogue, is named with it in the failure message."""
+    key, fixture_id = INDEPENDENT_PORTS[module]
+    mistake = next(m for m in CATALOGUE if m.key == key)
+    fixture = BY_ID[fixture_id]
+    verdict = judge(Case(_independent_port(module), fixture), timeout=30, diagnose=diagnose)
     assert verdict.status == "failed", verdict.message
     assert fixture.citation in verdict.message
     assert mistake.description in verdict.message, verdict.message

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, clean_env
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 pytestmark = pytest.mark.slow   # a venv, a wheel and a dozen pytest runs: not the quick loop
 

@@ -15,7 +15,7 @@ import pytest
 
 from conformance.fixtures import list_fixtures
 
-from conftest import REPO
+from helpers.repo import REPO
 
 IMPLS = REPO / "tests" / "impls"
 BROKEN = {  # --impl spec -> text its failure message must contain

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("openvino")
 pytest.importorskip("tensorflow")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import openvino as ov_port  # noqa: E402
-from conformance.registry import Implementation  # noqa: E402
-from conformance.suite import Case, judge  # noqa: E402
-from conformance.verdict import Status  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import openvino as ov_port
+from conformance.registry import Implementation
+from conformance.suite import Case, judge
+from conformance.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 # a plain masked LSTM (model file), a Bidirectional with five outputs, a stateful fixture (built stateless)

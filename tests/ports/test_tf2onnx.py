@@ -17,12 +17,12 @@ pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tensorflow")
 
-from conformance import ConversionError, gallery_dir, list_fixtures  # noqa: E402
-from conformance import cache  # noqa: E402
-from conformance.adapters import tf2onnx as port  # noqa: E402
-from conformance.registry import Implementation  # noqa: E402
-from conformance.suite import Case, judge  # noqa: E402
-from conformance.verdict import Status  # noqa: E402
+from conformance import ConversionError, gallery_dir, list_fixtures
+from conformance import cache
+from conformance.adapters import tf2onnx as port
+from conformance.registry import Implementation
+from conformance.suite import Case, judge
+from conformance.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 # a masked LSTM (a Loop in ONNX), a Bidirectional LSTM with five outputs (three share a Keras output name),

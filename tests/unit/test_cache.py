@@ -14,7 +14,7 @@ import pytest
 
 from conformance import cache
 
-from conftest import REPO
+from helpers.repo import REPO
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, clean_env
+from helpers.repo import REPO
+from helpers.venvs import clean_env
 
 
 def _tox() -> configparser.ConfigParser:

@@ -19,15 +19,15 @@ from conformance import cli, gallery, reference
 from conformance.fixtures import gallery_dir, list_fixtures, short_digest
 from conformance.gallery import column_slice, fmt
 
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 FIXTURES = list_fixtures(gallery_dir()).fixtures
 BY_ID = {f.id: f for f in FIXTURES}
 
 
 def first(predicate):
+    """The gallery's first fixture of a kind: the gallery must hold every kind these tests need, so none is a fail."""
     found = [f for f in FIXTURES if predicate(f)]
-    if not found:
-        pytest.skip("no such fixture in the gallery")
+    assert found, "the gallery holds no fixture of the kind this test needs (add one with generate_fixtures.py)"
     return found[0]
 
 
@@ -281,7 +281,7 @@ def test_run_a_wrong_module_attr_impl_fails_and_names_the_fixture(capsys, tmp_pa
     assert code == 1
     for fid in chosen:
         assert f"FAILED cli_wrong_impl:wrong-{fid}" in out
-        assert f"output 'state_h'" in out
+        assert "output 'state_h'" in out
     assert summary_row(out, "cli_wrong_impl:wrong") == {"passed": 0, "failed": 2, "error": 0, "skipped": 0,
                                                             "xfailed": 0, "crashed": 0, "partial": 0}
 
@@ -360,7 +360,7 @@ def test_installed_console_script_runs_the_suite_without_tensorflow(installed_ve
     done = installed_venv.run("-c", "import tensorflow")
     assert done.returncode != 0, "the wheel venv is meant to have no TensorFlow"
     import subprocess
-    from conftest import clean_env
+    from helpers.venvs import clean_env
     script = installed_venv.bin / "lstm-conformance"
     done = subprocess.run([str(script), "run", "--impl", "numpy-reference"], cwd=installed_venv.workdir,
                           env=clean_env(installed_venv), capture_output=True, text=True, timeout=300)

@@ -22,7 +22,7 @@ import conformance.mistakes as mistakes
 from conformance.diagnosis import search
 from conformance.verdict import Status
 
-from conftest import REPO
+from helpers.repo import REPO
 
 FIXTURES = {f.id: f for f in list_fixtures().fixtures}
 BF16, F16 = (p for p in PRECISIONS)

@@ -11,7 +11,8 @@ from conformance import Unsupported, reference, wrappers
 from conformance.families import FAMILIES, LAYERS, TRACE_ORDER, WRAPPERS, family
 from conformance.semantics.problem import Problem
 
-from conftest import REPO
+from helpers.repo import REPO
+from helpers import loops
 
 PACKAGE = REPO / "conformance"
 
@@ -131,16 +132,19 @@ def test_compose_refuses_an_unknown_layer():
         wrappers.compose(Problem("Transformer", {}, {}, {}, {}, {"x": np.zeros((1, 1, 1))}), lambda p: {})
 
 
-def test_the_reference_is_compose_over_forward(gallery):
-    """reference.compute is wrappers.compose with forward as the layer runner: a stacked fixture through
-    compose with a hand-written runner gives the reference's outputs."""
-    fixture = next(f for f in gallery if f.layer == "Stacked")
-    want = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates, fixture.activations,
-                             fixture.inputs)
-    got = wrappers.compose(Problem.of(fixture), lambda p: reference.forward(p.layer, p.config, p.weights, p.gates,
-                                                                            p.activations, p.inputs))
-    for name in fixture.expected:
-        np.testing.assert_array_equal(got[name], want[name])
+def test_the_reference_chains_a_stacked_layer_as_separate_loops_do(gallery):
+    """A stacked LSTM fixture computed by the reference equals two plain LSTM loops (tests/helpers/loops.py,
+    written apart from the reference) chained by hand, and both match the fixture's Keras-made outputs."""
+    fixture = next(f for f in gallery if f.id == "stacked-lstm-2")
+    got = reference.compute(fixture.layer, fixture.config, fixture.weights, fixture.gates, fixture.activations,
+                            fixture.inputs)
+    x = np.asarray(fixture.inputs["x"], np.float64)
+    for k, layer in enumerate(fixture.config["layers"]):
+        weights = {name: fixture.weights[f"layers/{k}/{name}"] for name in ("kernel", "recurrent_kernel", "bias")}
+        x = loops.lstm(fixture, layer["config"], weights, fixture.activations[f"layers/{k}"], x)["output"]
+    tol = fixture.tolerance
+    np.testing.assert_allclose(got["output"], x, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(x, fixture.expected["output"], atol=tol["atol"], rtol=tol["rtol"])
 
 
 # -- the package's shape --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from conformance import ledger
 from conformance.fixtures import list_fixtures
 
-from conftest import REPO
+from helpers.repo import REPO
 
 FIXTURES = ("lstm-basic", "lstm-return-sequences")
 

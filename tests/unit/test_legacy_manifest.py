@@ -20,7 +20,7 @@ from conformance.legacy import (MANIFEST_NAME, SELECTION, entry_for, h5_file, in
                                 read_selection)
 from conformance.suite import Case, judge
 
-from conftest import REPO
+from helpers.repo import REPO
 
 LISTED = ("lstm-seed-question", "gru-reset-before-basic")
 UNLISTED = "lstm-basic"

@@ -12,7 +12,7 @@ import pytest
 
 from conformance import model_config
 
-from conftest import REPO
+from helpers.repo import REPO
 
 
 def test_every_shipped_model_file_passes():

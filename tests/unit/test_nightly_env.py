@@ -12,7 +12,7 @@ import re
 
 from conformance import report
 
-from conftest import REPO
+from helpers.repo import REPO
 
 PIN = re.compile(r"^(tf-nightly|keras-nightly)==(\S+)$")
 FACTOR = re.compile(r"^[\w,!-]+:\s")

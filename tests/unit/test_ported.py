@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed (extra 'keras' of lstm-conformance)")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import ported  # noqa: E402
-from conformance.compare import compare  # noqa: E402
-from conformance.verdict import Status  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import ported
+from conformance.compare import compare
+from conformance.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 

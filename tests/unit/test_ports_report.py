@@ -16,7 +16,7 @@ import pytest
 
 from conformance import findings, ledger, ports, report
 
-from conftest import REPO
+from helpers.repo import REPO
 
 FIXTURES = ("lstm-basic", "lstm-mask-trailing", "gru-reset-after-basic", "gru-reset-after-return-sequences",
             "simple-rnn-basic", "lstm-hard-sigmoid-keras2")

@@ -18,7 +18,7 @@ import pytest
 from conformance import writer
 from conformance.adapters import quiet
 
-from conftest import clean_env
+from helpers.venvs import clean_env
 
 # as printed by TensorFlow 2.21 (import, first masked call), TFLite, XLA beside jaxlib, and TF 2.12
 NOISE = [

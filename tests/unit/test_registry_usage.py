@@ -13,7 +13,7 @@ import pytest
 from conformance import ImplementationError, __version__, registry
 from conformance.errors import UnknownImplementation
 
-from conftest import clean_env
+from helpers.venvs import clean_env
 
 
 @pytest.fixture

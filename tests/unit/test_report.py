@@ -20,7 +20,7 @@ from conformance.fixtures import list_fixtures
 from conformance.records import Record
 from conformance.reference import run as reference_run
 
-from conftest import REPO
+from helpers.repo import REPO
 
 FIXTURES = ("lstm-basic", "lstm-mask-trailing", "lstm-return-sequences")
 REASON = "Scaled outputs are this test's explained divergence."

@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 import yaml
 
 from conformance import schema

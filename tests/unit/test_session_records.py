@@ -26,7 +26,7 @@ from conformance.reference import run as reference_run
 from conformance.records import SUMMARY_FORMAT, Record, SummaryFormatError, check_summary, schema_path
 from conformance.session import Results, Session, SummaryError
 
-from conftest import REPO
+from helpers.repo import REPO
 
 FIXTURES = ("lstm-basic", "lstm-return-sequences", "lstm-float64-sequences", "lstm-mask-trailing")
 MISTAKE = "lstm-gate-order-iofc"

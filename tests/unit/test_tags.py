@@ -33,7 +33,7 @@ def test_a_tag_outside_the_vocabulary_is_a_broken_fixture(tmp_path, tag, error):
     folder = hostile.copy_fixture(tmp_path)
     hostile.edit_meta(folder, lambda meta: meta.update(tags=[*meta["tags"], tag]))  # digest recomputed
     with pytest.raises(FixtureError, match=r"\$\.tags\[\d+\]: ") as raised:
-        load_fixture(folder).arrays  # the schema is checked when the fixture is opened
+        load_fixture(folder).arrays  # noqa: B018 - the schema is checked when the fixture is opened
     assert error in str(raised.value)
 
 

@@ -16,7 +16,7 @@ import yaml
 from conformance import reference, tolerance
 from conformance.compare import compare, matches
 
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 
 GALLERY_BUDGET = 6 * 2 ** 20   # bytes; README states it (the wheel ships the gallery)
 

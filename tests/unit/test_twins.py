@@ -14,7 +14,7 @@ import yaml
 from conformance import reference
 from conformance.compare import close, matches
 
-from conftest import REPO  # noqa: E402
+from helpers.repo import REPO
 
 # The options a twin may add (SPEC 2.3, 5.12); every other config key must equal its twin's.
 NO_EFFECT = {"cell_wrapper", "unroll", "implementation", "dropout", "recurrent_dropout", "time_major"}
