@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from typing import Collection, Mapping
 
 import numpy as np
