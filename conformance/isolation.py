@@ -190,6 +190,9 @@ class IsolatedRun:
             self.keras_version, self.backend = semantics
         elif attrs.get("declares") == "keras_semantics":
             self.keras_semantics = semantics[0]
+        if attrs.get("numeric_format"):  # an approximate port: the format the child gave with each run's reply
+            self._formats: dict = {}
+            self.numeric_format = lambda fixture: self._formats.get(fixture.id)
         for method in ("supports", "returns"):
             if method in attrs.get("methods", ()):
                 setattr(self, method, lambda fixture, _m=method: self._call(_m, fixture))
@@ -213,6 +216,8 @@ class IsolatedRun:
         self._info = reply.get("info", self._info)
         if reply.get("notes") is not None:
             self._notes[fixture.id] = reply["notes"]
+        if "numeric_format" in reply and hasattr(self, "_formats"):
+            self._formats[fixture.id] = reply["numeric_format"]
         if "raises" in reply:
             raise _remote(reply["raises"])
         if method != "run":
@@ -344,7 +349,16 @@ def _child(recv_fd: int, send_fd: int) -> None:
         reply["info"] = _safe(impl.info) or {}
         notes = getattr(run, "notes", None)
         reply["notes"] = _safe(lambda: str(notes(case[1].id))) if callable(notes) and case else None
+        if getattr(run, "numeric_format", None) is not None and case and request["method"] == "run":
+            reply["numeric_format"] = _safe(lambda: _format_data(run, case[1]))
         send(reply, buffers)
+
+
+def _format_data(run, fixture):
+    """The approximate port's format for this fixture, as plain data (SPEC 7.7)."""
+    from .approximate import declared
+    fmt = declared(run, fixture)
+    return None if fmt is None else {"format": fmt.name, "step": fmt.step}
 
 
 def _safe(call):
@@ -367,6 +381,7 @@ def _load(request: dict):
              "returns_trace": bool(getattr(run, "returns_trace", True)),
              "repro_env": [n for n in getattr(run, "repro_env", ()) if isinstance(n, str)],
              "methods": [m for m in ("supports", "returns") if callable(getattr(run, m, None))],
+             "numeric_format": getattr(run, "numeric_format", None) is not None,
              "info": _safe(impl.info) or {}}
     declares = "keras_version" if getattr(run, "keras_version", None) is not None else (
         "keras_semantics" if getattr(run, "keras_semantics", None) is not None else None)

@@ -1,0 +1,147 @@
+"""Approximate ports (int8, fixed point): an error profile, and the semantics judged by the nearest explanation.
+
+A quantized port never meets a float tolerance, so a port that declares its numeric format
+(``run.numeric_format``, SPEC 7.7) is judged otherwise: the error against the reference is
+reported as a profile (max and median abs error per output, also in units of the format's
+step), and the verdict is about the *semantics*. The returned outputs are compared, by RMS
+distance over every output checked, with the correct reference (Keras, computed in float64)
+and with every catalogued mistake that applies to the fixture (``mistakes.CATALOGUE``, less
+the reduced-precision ones, which compute Keras's semantics; a mistake with a parameter
+with the catalogue's own value, never fitted to the port's output). The port passes when the
+nearest mistake is at least ``MARGIN`` times as far from its output as the reference is;
+otherwise the verdict fails and names the nearest mistake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Mapping
+
+import numpy as np
+
+from . import mistakes
+from .records import Approximate, OutputError
+from .verdict import Status, Verdict
+
+# The nearest catalogued mistake must be at least MARGIN times as far from the port's output as the reference.
+# Measured (docs/approximate.md): real TFLite int8 conversions of the gallery keep a margin of at least 5.6
+# where the rule holds; a deliberately wrong int8 port's margin is below 0.3. 2 sits between them with room
+# on both sides: an int8 port twice as noisy as TFLite's still passes, a mistake quantized a few times more
+# coarsely is still named.
+MARGIN = 2.0
+RESOLVABLE = 4.0   # steps of the format (RMS) a mistake must move the outputs by to take part
+
+_AP_FIXED = re.compile(r"ap_u?fixed<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,[^>]*)?>")
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """A port's numeric format and the size of its step (None where the tool reports none)."""
+    name: str
+    step: float | None = None
+
+
+class FormatError(ValueError):
+    """A numeric format declaration that cannot be read."""
+
+
+def parse_format(declared) -> Format:
+    """``int8`` (step: the tool's quantization scale, given as ``{"format": "int8", "step": s}``),
+    ``ap_fixed<W,I>`` (step 2**-(W-I)), or any name with an explicit step."""
+    if isinstance(declared, Format):
+        return declared
+    if isinstance(declared, Mapping):
+        name, step = declared.get("format"), declared.get("step")
+    else:
+        name, step = declared, None
+    if not isinstance(name, str) or not name.strip():
+        raise FormatError(f"numeric_format {declared!r}: expected a format name such as 'int8' or 'ap_fixed<16,6>', "
+                          "or a mapping {'format': name, 'step': size}")
+    name = name.strip()
+    fixed = _AP_FIXED.fullmatch(name.replace(" ", ""))
+    if step is None and fixed:
+        width, integer = int(fixed.group(1)), int(fixed.group(2))
+        if width < 1 or width <= integer - 64:
+            raise FormatError(f"numeric_format {name!r}: W={width} bits cannot hold I={integer} integer bits")
+        step = 2.0 ** -(width - integer)
+    if step is not None and (not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0):
+        raise FormatError(f"numeric_format {name!r}: step {step!r} is not a positive number")
+    return Format(name, None if step is None else float(step))
+
+
+def declared(run, fixture) -> Format | None:
+    """The format ``run`` declares for ``fixture`` (``numeric_format``: a name, a mapping, or a callable taking the
+    fixture, asked after the run so it can give the step the tool reported); None: a float port."""
+    value = getattr(run, "numeric_format", None)
+    if callable(value):
+        value = value(fixture)
+    return None if value is None else parse_format(value)
+
+
+def _rms(result: Mapping, other: Mapping, keys) -> float:
+    diff = np.concatenate([(np.asarray(result[k], np.float64) - np.asarray(other[k], np.float64)).ravel()
+                           for k in keys])
+    return float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0
+
+
+def profile(result: Mapping, want: Mapping, keys, step: float | None) -> tuple[OutputError, ...]:
+    """Per output: max and median abs error against ``want``, and both in steps of the format."""
+    out = []
+    for k in keys:
+        error = np.abs(np.asarray(result[k], np.float64) - np.asarray(want[k], np.float64)).ravel()
+        worst, median = float(error.max(initial=0.0)), float(np.median(error)) if error.size else 0.0
+        out.append(OutputError(k, worst, median, None if step is None else worst / step,
+                               None if step is None else median / step))
+    return tuple(out)
+
+
+def distances(fixture, result: Mapping, keys) -> tuple[dict, dict[str, float], dict[str, float]]:
+    """(the reference's outputs, RMS distance of the result to each applicable catalogued mistake's outputs, RMS
+    distance of each mistake's outputs to the reference's: how far the mistake moves them)."""
+    want = mistakes._reference(fixture)
+    # the catalogue's own mistakes, not fitted to the result: a parameter fitted to a quantized output (a cell clip
+    # bound) absorbs its rounding noise and would come out nearer than Keras for a correct port
+    semantic = {k: v for k, v in mistakes._singles(fixture, keys).items()
+                if mistakes.BY_KEY[k] not in mistakes.PRECISION_MISTAKES}
+    return (want, {key: _rms(result, wrong, keys) for key, wrong in semantic.items()},
+            {key: _rms(want, wrong, keys) for key, wrong in semantic.items()})
+
+
+def assess(fixture, result: Mapping, fmt: Format, margin: float = MARGIN) -> Approximate:
+    """The error profile and the semantic judgement of ``result`` (every expected output returned)."""
+    keys = [k for k in fixture.expected if k in result]
+    want, to_mistakes, effect = distances(fixture, result, keys)
+    to_reference = _rms(result, want, keys)
+    # a mistake that moves the outputs by less than RESOLVABLE steps of the format cannot be told from its rounding
+    unresolved = tuple(sorted(k for k, e in effect.items() if fmt.step is not None and e < RESOLVABLE * fmt.step))
+    to_mistakes = {k: d for k, d in to_mistakes.items() if k not in unresolved}
+    nearest = min(to_mistakes, key=to_mistakes.get) if to_mistakes else None
+    to_nearest = to_mistakes[nearest] if nearest else None
+    ratio = (None if nearest is None else math.inf if to_reference == 0 else to_nearest / to_reference)
+    holds = ratio is None or ratio >= margin
+    return Approximate(format=fmt.name, step=fmt.step, outputs=profile(result, want, keys, fmt.step),
+                       rms_to_reference=to_reference, nearest_mistake=nearest, rms_to_nearest=to_nearest,
+                       margin=ratio, required_margin=margin, mistakes_compared=len(to_mistakes), unresolved=unresolved,
+                       holds=holds)
+
+
+def judge(fixture, result: Mapping, fmt: Format, head: str, done) -> Verdict:
+    """The verdict for an approximate port's valid result (``head``: fixture citation and implementation;
+    ``done``: ``Verdict`` with repro and version bound)."""
+    found = assess(fixture, result, fmt)
+    lines = [f"  {line}" for line in found.lines()]
+    worst = max(o.max_abs_error for o in found.outputs)
+    if found.holds:
+        return done(Status.PASSED, "\n".join([f"{head}: approximate port ({fmt.name}): semantics nearest Keras",
+                                              *lines]), worst, reason=f"approximate ({fmt.name}): nearest Keras",
+                    approximate=found)
+    mistake = mistakes.BY_KEY[found.nearest_mistake]
+    if found.margin < 1:
+        why = f"nearer a catalogued mistake than Keras: {mistake.description} [mistake {mistake.key}]"
+    else:
+        why = (f"not nearer Keras by the margin than a catalogued mistake: {mistake.description} "
+               f"[mistake {mistake.key}]")
+    return done(Status.FAILED, "\n".join([f"{head}: approximate port ({fmt.name}): {why}", *lines]), worst,
+                reason=f"approximate ({fmt.name}): {why}", approximate=found)
