@@ -263,7 +263,7 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
     compared; when everything it returned agrees the verdict is PARTIAL, never PASSED, and says what was not
     checked. ``diagnose(fixture, result)``: a ``records.Diagnosis`` for a failure (or its text, one finding a
     line), each finding shown as ``diagnosis: ...``. ``numeric_format``: an approximate port's
-    ``approximate.Format``: judged by its semantics, not the tolerance (``approximate.judge``, SPEC 7.7).
+    ``approximate.Format``: judged by its semantics, not the tolerance (``approximate.judge``, SPEC 7.8).
     """
     who = f"implementation {impl_name!r}" + (f" {impl_version}" if impl_version else "")
     head = f"{fixture.citation}: {who}"

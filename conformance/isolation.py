@@ -355,7 +355,7 @@ def _child(recv_fd: int, send_fd: int) -> None:
 
 
 def _format_data(run, fixture):
-    """The approximate port's format for this fixture, as plain data (SPEC 7.7)."""
+    """The approximate port's format for this fixture, as plain data (SPEC 7.8)."""
     from .approximate import declared
     fmt = declared(run, fixture)
     return None if fmt is None else {"format": fmt.name, "step": fmt.step}

@@ -140,7 +140,7 @@ class OutputError:
 
 @dataclasses.dataclass(frozen=True)
 class Approximate:
-    """An approximate port's case (SPEC 7.7): its error profile, and how much nearer Keras its output is than
+    """An approximate port's case (SPEC 7.8): its error profile, and how much nearer Keras its output is than
     the nearest catalogued mistake (RMS distances over every output checked)."""
     format: str                         # ``int8``, ``ap_fixed<16,6>``
     step: float | None                  # the format's step (the tool's quantization scale for int8)
@@ -238,7 +238,7 @@ class Record:
     precision: Precision | None = None
     ledger: Ledger | None = None
     repro: str | None = None
-    approximate: Approximate | None = None   # an approximate port's profile and margin (SPEC 7.7)
+    approximate: Approximate | None = None   # an approximate port's profile and margin (SPEC 7.8)
     duration_s: float | None = None     # how long judging took (never part of the verdict)
     layer: str | None = None
     tags: list[str] = dataclasses.field(default_factory=list)

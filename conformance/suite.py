@@ -193,7 +193,7 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         why = f"returns() raised {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     try:
-        fmt = approximate.declared(run, private)  # an approximate port (SPEC 7.7): None for a float one
+        fmt = approximate.declared(run, private)  # an approximate port (SPEC 7.8): None for a float one
     except Exception as exc:  # noqa: BLE001 - a broken numeric_format is the plug-in's failure, in its own case
         why = f"numeric_format raised {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)

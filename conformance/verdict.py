@@ -46,7 +46,7 @@ class Verdict:
     ledger: Ledger | None = None
     repro: str | None = None
     impl_version: str | None = None
-    approximate: Approximate | None = None   # an approximate port's error profile and margin (SPEC 7.7)
+    approximate: Approximate | None = None   # an approximate port's error profile and margin (SPEC 7.8)
 
     def __post_init__(self):
         # messages quote fixture data (tags, folder names) and plug-in text: no terminal escapes reach pytest,

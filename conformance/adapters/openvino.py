@@ -297,4 +297,4 @@ for _callable, _impl in ((run, "openvino"), (run_f32, "openvino-f32")):
     _callable.notes = _notes_for(_impl)
     _callable.returns_trace = False
     _callable.version = distribution_version("openvino")  # the tool's version, in failure messages and the report
-    _callable.keras_semantics = keras_load.keras_version  # the Keras that built the model OpenVINO converts (SPEC 7.7)
+    _callable.keras_semantics = keras_load.keras_version  # the Keras that built the model OpenVINO converts (SPEC 7.8)

@@ -2,7 +2,7 @@
 
 Both convert the model the ``tflite`` adapter converts (``tflite.Converted``) with
 ``converter.optimizations = [tf.lite.Optimize.DEFAULT]`` and run it in the same interpreter;
-they are approximate ports (SPEC 7.7), judged by ``conformance.approximate``:
+they are approximate ports (SPEC 7.8), judged by ``conformance.approximate``:
 
 - ``tflite-dynamic-range``: weights stored in int8, activations computed in float
   (no representative dataset). TFLite quantizes only weight tensors of at least 1024
@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from ..errors import Unsupported
+from ..errors import ConversionError, Unsupported
 from . import keras_load, quiet, tflite
 from .requires import distribution_version
 
@@ -88,7 +88,7 @@ def _quantize(model, fixture, input_keys, representative: bool) -> bytes:
         with contextlib.redirect_stdout(io.StringIO()):
             return converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises several kinds
-        raise RuntimeError(f"TFLiteConverter ({'int8' if representative else 'dynamic range'}) failed: "
+        raise ConversionError(f"TFLiteConverter ({'int8' if representative else 'dynamic range'}) failed: "
                            + " ".join(str(exc).split())[:600]) from exc
 
 

@@ -1,4 +1,4 @@
-"""The approximate-port rule (SPEC 7.7) on a fixed-point LSTM written here, independently of the reference.
+"""The approximate-port rule (SPEC 7.8) on a fixed-point LSTM written here, independently of the reference.
 
 The port rounds its weights, inputs and every intermediate value (pre-activations, gates, states) to the grid of
 ``ap_fixed<16,6>`` (step 2**-10) and declares that format. Computed correctly it is nearer Keras than every

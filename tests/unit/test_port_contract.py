@@ -1,4 +1,4 @@
-"""The converter contract (SPEC 7.7): crashes, partial outputs, declared Keras semantics, scratch copies, repro env.
+"""The converter contract (SPEC 7.8): crashes, partial outputs, declared Keras semantics, scratch copies, repro env.
 
 Each case runs the real suite's ``judge`` on gallery fixtures with small implementations
 that do what a port does: return the reference's numbers (right), part of them, or raise
