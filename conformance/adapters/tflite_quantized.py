@@ -69,10 +69,19 @@ def output_scales(flatbuffer: bytes) -> dict[str, float]:
 
 
 def weight_scales(flatbuffer: bytes) -> list[float]:
-    """The largest scale of every int8 weight tensor (a constant with quantization parameters)."""
-    interpreter = _interpreter(flatbuffer)
-    return [float(np.max(t["quantization_parameters"]["scales"])) for t in interpreter.get_tensor_details()
-            if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"])]
+    """The largest scale of every int8 constant (a weight), in every subgraph (a WHILE body's too)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    found = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            quantization = tensor.Quantization()
+            if (tensor.Type() == schema.TensorType.INT8 and quantization is not None and quantization.ScaleLength()
+                    and model.Buffers(tensor.Buffer()).DataLength()):
+                found.append(float(quantization.ScaleAsNumpy().max()))
+    return found
 
 
 def _quantize(model, fixture, input_keys, representative: bool) -> bytes:
