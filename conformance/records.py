@@ -129,6 +129,55 @@ class Precision:
 
 
 @dataclasses.dataclass(frozen=True)
+class OutputError:
+    """One output's error against the reference, absolute and in steps of the port's numeric format."""
+    output: str
+    max_abs_error: float
+    median_abs_error: float
+    max_steps: float | None = None      # None: the format's step is not known
+    median_steps: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Approximate:
+    """An approximate port's case (SPEC 7.8): its error profile, and how much nearer Keras its output is than
+    the nearest catalogued mistake (RMS distances over every output checked)."""
+    format: str                         # ``int8``, ``ap_fixed<16,6>``
+    step: float | None                  # the format's step (the tool's quantization scale for int8)
+    outputs: tuple[OutputError, ...]
+    rms_to_reference: float
+    nearest_mistake: str | None         # None: no catalogued mistake applies to this fixture
+    rms_to_nearest: float | None
+    margin: float | None                # rms_to_nearest / rms_to_reference (null in JSON where infinite)
+    required_margin: float
+    mistakes_compared: int
+    unresolved: tuple[str, ...]         # mistakes that move the outputs by less than the format resolves: not compared
+    holds: bool
+
+    def lines(self) -> list[str]:
+        unit = f"step {self.step:.3g}" if self.step else "step not known"
+        rows = [f"error profile ({self.format}, {unit}): " + "; ".join(
+            f"{o.output!r} max {o.max_abs_error:.3g}, median {o.median_abs_error:.3g}"
+            + (f" ({o.max_steps:.3g} / {o.median_steps:.3g} steps)" if o.max_steps is not None else "")
+            for o in self.outputs)]
+        if self.nearest_mistake is None:
+            return rows + ["semantics: no catalogued mistake applies to this fixture"]
+        shown = "inf" if self.margin is None or not math.isfinite(self.margin) else f"{self.margin:.3g}"
+        return rows + [f"semantics: RMS distance to Keras {self.rms_to_reference:.3g}, to the nearest of "
+                       f"{self.mistakes_compared} catalogued mistakes ({self.nearest_mistake}) "
+                       f"{self.rms_to_nearest:.3g}: margin {shown} (required {self.required_margin:g})"
+                       + (f"; not resolved at this step: {', '.join(self.unresolved)}" if self.unresolved else "")]
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Approximate":
+        values = {k: _tuples(v) for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        values["outputs"] = tuple(part(OutputError, o) for o in values.get("outputs") or ())
+        if values.get("margin") is None and values.get("nearest_mistake") is not None:
+            values["margin"] = math.inf   # written as null: a port exactly equal to the reference
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
 class Ledger:
     """The ledger entry that matched the case, and what it made of the verdict."""
     entry: int                          # 1-based position in the ledger file
@@ -189,6 +238,7 @@ class Record:
     precision: Precision | None = None
     ledger: Ledger | None = None
     repro: str | None = None
+    approximate: Approximate | None = None   # an approximate port's profile and margin (SPEC 7.8)
     duration_s: float | None = None     # how long judging took (never part of the verdict)
     layer: str | None = None
     tags: list[str] = dataclasses.field(default_factory=list)
@@ -206,6 +256,8 @@ class Record:
         """The record from its JSON (an xdist worker's, or a summary's case)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
+        values["approximate"] = (Approximate.from_json(values["approximate"]) if values.get("approximate")
+                                 else None)
         for name, kind in PARTS.items():
             if name == "mismatches":
                 values[name] = [part(kind, m) for m in values.get(name) or ()]

@@ -137,32 +137,42 @@ class Converted:
     and Keras versions and the Keras flavour, so a second run does not convert again.
     """
 
+    TOOL = "tflite"   # the conversion cache's folder (a quantizing subclass, ``tflite_quantized``, has its own)
+
     def __init__(self, fixture, config: Mapping, stateful: bool):
         parts = {"fixture": cache.fixture_key(fixture), "config": config, "stateful": stateful, "layout": 1,
                  "tensorflow": _tf().__version__, "keras": keras_version(), "backend": backend_name(),
                  "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS", "")}
-        folder, self.cache_hit = cache.entry("tflite", parts, lambda out: self._convert(fixture, config, stateful, out))
-        details = json.loads((folder / "details.json").read_text())
+        folder, self.cache_hit = cache.entry(self.TOOL, parts, lambda out: self._convert(fixture, config, stateful, out))
+        details = self.details = json.loads((folder / "details.json").read_text())
         self.flatbuffer = (folder / "model.tflite").read_bytes()
         self.input_keys, self.output_keys = details["input_keys"], details["output_keys"]
         self.output_names, self.ops, self.select_tf_ops = (details["output_names"], details["ops"],
                                                            details["select_tf_ops"])
         self.restart()
 
-    @staticmethod
-    def _convert(fixture, config: Mapping, stateful: bool, out) -> None:
+    def _convert(self, fixture, config: Mapping, stateful: bool, out) -> None:
         keras = keras_module()
         batch = int(np.shape(fixture.inputs["x"])[0])
         model, input_keys, output_keys = keras_load.contract_model(
             fixture.layer, config, fixture.weights, fixture.inputs, batch_size=batch, stateful=stateful, twin=False)
-        flatbuffer, select_tf_ops = convert(model, stateful=stateful)
+        flatbuffer, select_tf_ops = self.flatbuffer_of(model, stateful, fixture, input_keys)
         (out / "model.tflite").write_bytes(flatbuffer)
         (out / "details.json").write_text(json.dumps({
             "input_keys": input_keys, "output_keys": output_keys, "select_tf_ops": select_tf_ops,
-            "output_names": list(getattr(model, "output_names", None) or ()), "ops": model_ops(flatbuffer)}))
+            "output_names": list(getattr(model, "output_names", None) or ()), "ops": model_ops(flatbuffer),
+            **self.described(flatbuffer)}))
         del model
         if hasattr(keras, "utils") and hasattr(keras.utils, "clear_session"):
             keras.utils.clear_session()  # symbolic models pile up in the global graph otherwise
+
+    def flatbuffer_of(self, model, stateful: bool, fixture, input_keys) -> tuple[bytes, bool]:
+        """The conversion (a subclass quantizes here)."""
+        return convert(model, stateful=stateful)
+
+    def described(self, flatbuffer: bytes) -> dict:
+        """More details kept with the conversion (a subclass: the quantization scales)."""
+        return {}
 
     def restart(self) -> None:
         """A fresh interpreter: ``Interpreter.reset_all_variables()`` resets variable tensors, not the
@@ -184,7 +194,8 @@ class Converted:
         return _outputs(result, self.output_keys, self.output_names)
 
 
-def _run(fixture) -> dict[str, np.ndarray]:
+def _run(fixture, kind: type = Converted, notes: dict = _NOTES, ops_seen: set = _OPS_SEEN) -> dict[str, np.ndarray]:
+    """``kind``: the conversion (``Converted``, or a quantizing subclass with its own notes and ops)."""
     keras_module()
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):  # every registered family (ConvLSTM too)
         raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
@@ -192,18 +203,18 @@ def _run(fixture) -> dict[str, np.ndarray]:
         raise Unsupported(f"TFLiteConverter.from_keras_model needs the TensorFlow backend, not {backend_name()!r}")
     calls = fixture.meta.get("calls")
     started = time.perf_counter()
-    models = [Converted(fixture, fixture.config, bool(calls))]
+    models = [kind(fixture, fixture.config, bool(calls))]
     with_states = keras_load.returning_states(fixture.layer, fixture.config)
     if with_states != fixture.config:  # some layer does not return its final states
-        models.append(Converted(fixture, with_states, bool(calls)))
+        models.append(kind(fixture, with_states, bool(calls)))
     converted = time.perf_counter()
     ops = sorted(set().union(*(m.ops for m in models)))
     note = "ops " + ",".join(ops) + ("; cached conversion" if all(m.cache_hit for m in models) else "")
     if any(m.select_tf_ops for m in models):
         note += " (SELECT_TF_OPS enabled: builtins alone failed)"
     with _LOCK:
-        _NOTES[fixture.id] = note
-        _OPS_SEEN.update(ops)
+        notes[fixture.id] = note
+        ops_seen.update(ops)
 
     def outputs(chunk) -> dict:
         result = {}
@@ -223,7 +234,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
                 note += "" if "fresh interpreter" in note else "; reset_before by a fresh interpreter"
             result.update(prefixed(outputs(chunk), call_prefix(k)))
     with _LOCK:
-        _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
+        notes[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
                               f"run {time.perf_counter() - converted:.2f} s")
     return result
 

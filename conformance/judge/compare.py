@@ -22,6 +22,7 @@ import numpy as np
 from ..semantics.families import FAMILIES, TRACE_ORDER, Family
 from ..semantics.tolerance import close
 from ..records import Diagnosis, Mismatch, Precision, Trace
+from . import approximate
 from .verdict import Status, Verdict
 from ..semantics.wrappers import call_index, wrapped_layers
 
@@ -248,14 +249,15 @@ def mismatch(fixture, name: str, got: np.ndarray, bad: np.ndarray, diff: np.ndar
 
 def compare(fixture, result, impl_name: str, impl_version: str | None = None,
             repro: str | None = None, diagnose=None, can_trace: bool = True,
-            returns: Collection[str] | None = None) -> Verdict:
+            returns: Collection[str] | None = None, numeric_format=None) -> Verdict:
     """Check ``result`` against ``fixture``: passed or failed, with a message that stands alone in a bug report.
 
     ``can_trace``: whether the implementation could return a ``trace`` (else no hint to return one).
     ``returns``: the outputs the implementation declares it returns (None: all). Outputs it leaves out are not
     compared; when everything it returned agrees the verdict is PARTIAL, never PASSED, and says what was not
     checked. ``diagnose(fixture, result)``: a ``records.Diagnosis`` for a failure (or its text, one finding a
-    line), each finding shown as ``diagnosis: ...``.
+    line), each finding shown as ``diagnosis: ...``. ``numeric_format``: an approximate port's
+    ``approximate.Format``: judged by its semantics, not the tolerance (``approximate.judge``, SPEC 7.8).
     """
     who = f"implementation {impl_name!r}" + (f" {impl_version}" if impl_version else "")
     head = f"{fixture.citation}: {who}"
@@ -274,6 +276,15 @@ def compare(fixture, result, impl_name: str, impl_version: str | None = None,
     if not checked:
         return done(Status.SKIPPED, f"{head} returns none of this fixture's outputs; {not_returned}",
                     reason=f"returns none of this fixture's outputs; {not_returned}")
+
+    if numeric_format is not None:
+        verdict = approximate.judge(fixture, {k: result[k] for k in checked}, numeric_format, head, done)
+        if verdict.ok and left_out:
+            return dataclasses.replace(verdict, status=Status.PARTIAL, message=f"{verdict.message}\n  {not_returned}",
+                                       reason=f"partial: {not_returned}")
+        if not verdict.ok and repro_line:
+            return dataclasses.replace(verdict, message=f"{verdict.message}\n{repro_line}")
+        return verdict
 
     worst, mismatches = 0.0, []
     for name in checked:

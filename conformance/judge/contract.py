@@ -2,7 +2,7 @@
 
 An adapter declares it with one decorator, ``@implementation(version=..., info=..., supports=...)``; a bare
 ``run(fixture)`` callable (a third-party entry point, ``module:attr``) keeps working, with the optional
-attributes SPEC 7.2 and 7.6 list set on it by hand. ``Contract.of(run)`` reads either form, and it is the
+attributes SPEC 7.2, 7.6 and 7.7 list set on it by hand. ``Contract.of(run)`` reads either form, and it is the
 only code that does: the registry, the suite, the session and the isolation worker all ask it.
 """
 
@@ -13,12 +13,12 @@ from typing import Callable, Collection, Mapping
 
 ATTRIBUTE = "contract"   # where the decorator keeps the declaration on the callable
 OPTIONAL = ("version", "info", "supports", "returns", "returns_trace", "notes", "repro_env", "keras_version",
-            "backend", "keras_semantics")  # SPEC 7.2 and 7.6, in that order
+            "backend", "keras_semantics", "numeric_format")  # SPEC 7.2, 7.6 and 7.7, in that order
 
 
 @dataclasses.dataclass(frozen=True)
 class Contract:
-    """One implementation's declaration. Every field but ``run`` is optional (SPEC 7.2, 7.6)."""
+    """One implementation's declaration. Every field but ``run`` is optional (SPEC 7.2, 7.6, 7.7)."""
     run: Callable[[object], Mapping]
     version: str | None = None                                  # shown in reports; default the distribution's
     info: Callable[[], dict] | None = None                      # the report header's details (tool versions)
@@ -30,6 +30,8 @@ class Contract:
     keras_version: str | Callable[[], str] | None = None        # the implementation *is* this Keras...
     backend: str | Callable[[], str] | None = None              # ...on this backend
     keras_semantics: str | Callable[[], str] | None = None      # a port: the Keras whose semantics it follows
+    numeric_format: str | Mapping | Callable[[object], str | Mapping | None] | None = None  # an approximate port's
+    # format ("int8", "ap_fixed<16,6>", {"format": ..., "step": ...}, or per fixture, asked after its run; SPEC 7.8)
 
     def __post_init__(self):
         if not callable(self.run):

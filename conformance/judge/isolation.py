@@ -191,6 +191,9 @@ class IsolatedRun:
             self.keras_version, self.backend = semantics
         elif attrs.get("declares") == "keras_semantics":
             self.keras_semantics = semantics[0]
+        if attrs.get("numeric_format"):  # an approximate port: the format the child gave with each run's reply
+            self._formats: dict = {}
+            self.numeric_format = self._format
         for method in ("supports", "returns"):
             if method in attrs.get("methods", ()):
                 setattr(self, method, lambda fixture, _m=method: self._call(_m, fixture))
@@ -200,6 +203,12 @@ class IsolatedRun:
 
     def notes(self, fixture_id: str):
         return self._notes.get(fixture_id)
+
+    def _format(self, fixture):
+        found = self._formats.get(fixture.id)
+        if isinstance(found, dict) and "raises" in found:  # numeric_format raised in the child: it raises here
+            raise _remote(found["raises"])
+        return found
 
     def __call__(self, fixture):
         return self._call("run", fixture)
@@ -214,6 +223,8 @@ class IsolatedRun:
         self._info = reply.get("info", self._info)
         if reply.get("notes") is not None:
             self._notes[fixture.id] = reply["notes"]
+        if "numeric_format" in reply and hasattr(self, "_formats"):
+            self._formats[fixture.id] = reply["numeric_format"]
         if "raises" in reply:
             raise _remote(reply["raises"])
         if method != "run":
@@ -346,7 +357,19 @@ def _child(recv_fd: int, send_fd: int) -> None:
         reply["info"] = _safe(impl.info) or {}
         notes = Contract.of(run).notes
         reply["notes"] = _safe(lambda: str(notes(case[1].id))) if callable(notes) and case else None
+        if Contract.of(run).numeric_format is not None and case and request["method"] == "run":
+            reply["numeric_format"] = _format_data(Contract.of(run), case[1])
         send(reply, buffers)
+
+
+def _format_data(contract: Contract, fixture):
+    """The approximate port's format for this fixture, as plain data (SPEC 7.8); what it raised, as data too."""
+    from .approximate import declared
+    try:
+        fmt = declared(contract, fixture)
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent when the suite asks
+        return {"raises": _describe(exc)}
+    return None if fmt is None else {"format": fmt.name, "step": fmt.step}
 
 
 def _safe(call):
@@ -371,7 +394,8 @@ def _load(request: dict):
              "repro_env": list(contract.repro_env),
              "methods": [m for m in ("supports", "returns") if getattr(contract, m) is not None],
              "info": _safe(impl.info) or {},
-             "declares": contract.declares}
+             "declares": contract.declares,
+             "numeric_format": contract.numeric_format is not None}
     try:
         semantics = impl.keras_semantics()
         attrs["keras"] = [None if s is None else str(s) for s in semantics]

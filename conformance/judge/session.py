@@ -129,7 +129,8 @@ class Session:
             max_abs_error=None if verdict.max_abs_error is None else float(verdict.max_abs_error),
             not_applicable=verdict.not_applicable, mismatches=list(verdict.mismatches), trace=verdict.trace,
             diagnosis=verdict.diagnosis,  # kept when the ledger explains the case: the report groups divergences by it
-            precision=verdict.precision, ledger=verdict.ledger, repro=verdict.repro, duration_s=round(duration, 6),
+            precision=verdict.precision, ledger=verdict.ledger, repro=verdict.repro,
+            approximate=verdict.approximate, duration_s=round(duration, 6),
             layer=getattr(case.fixture, "layer", None), tags=list(getattr(case.fixture, "tags", ())),
             size=_size(case.fixture), keras_version=None if keras_version is None else str(keras_version),
             backend=None if backend is None else str(backend), impl_notes=_impl_notes(case), impl_info=info)

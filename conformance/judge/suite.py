@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..semantics.applicability import outside
+from . import approximate
 from .compare import compare
 from .contract import Contract
 from ..errors import (BrokenLibrary, ConversionError, EngineError, FixtureError, ImplementationError,
@@ -194,8 +195,13 @@ def judge(case: Case, timeout: float | None = DEFAULT_TIMEOUT_S, diagnose=None) 
         why = f"returns() raised {type(exc).__name__}: {exc}"
         return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
     try:
+        fmt = approximate.declared(contract, private)  # an approximate port (SPEC 7.8): None for a float one
+    except Exception as exc:  # noqa: BLE001 - a broken numeric_format is the plug-in's failure, in its own case
+        why = f"numeric_format raised {type(exc).__name__}: {exc}"
+        return Verdict(Status.ERROR, f"{fixture.citation}: implementation {impl.name!r}'s {why}", reason=why)
+    try:
         return compare(fixture, result, impl.name, version, case.repro(), diagnose,
-                       can_trace=contract.returns_trace, returns=returns)
+                       can_trace=contract.returns_trace, returns=returns, numeric_format=fmt)
     except Exception as exc:  # noqa: BLE001 - returned objects that break when read (a hostile Mapping)
         why = f"returned output that could not be read: {type(exc).__name__}: {exc}"
         return Verdict(Status.FAILED, f"{fixture.citation}: implementation {impl.name!r} {why}\n"

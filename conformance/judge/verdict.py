@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from ..records import Diagnosis, Ledger, Mismatch, Precision, Trace
+from ..records import Approximate, Diagnosis, Ledger, Mismatch, Precision, Trace
 from ..text import printable
 
 
@@ -46,6 +46,7 @@ class Verdict:
     ledger: Ledger | None = None
     repro: str | None = None
     impl_version: str | None = None
+    approximate: Approximate | None = None   # an approximate port's error profile and margin (SPEC 7.8)
 
     def __post_init__(self):
         # messages quote fixture data (tags, folder names) and plug-in text: no terminal escapes reach pytest,
