@@ -58,7 +58,7 @@ def output_scales(flatbuffer: bytes) -> dict[str, float]:
     interpreter = _interpreter(flatbuffer)
     scales = {t["index"]: t["quantization_parameters"]["scales"] for t in interpreter.get_tensor_details()}
     producer = {}
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the only view of the ops and their tensors
+    for op in interpreter._get_ops_details():
         for index in op["outputs"]:
             producer[int(index)] = op
     found = {}
@@ -97,7 +97,7 @@ def _quantize(model, fixture, input_keys, representative: bool) -> bytes:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return converter.convert()
-    except Exception as exc:  # noqa: BLE001 - the converter raises several kinds
+    except Exception as exc:
         raise ConversionError(f"TFLiteConverter ({'int8' if representative else 'dynamic range'}) failed: "
                            + " ".join(str(exc).split())[:600]) from exc
 

@@ -14,14 +14,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import tflite_quantized  # noqa: E402
-from conformance.adapters.convert import reorder  # noqa: E402
-from conformance.judge.approximate import MARGIN  # noqa: E402
-from conformance.judge.contract import Contract, implementation  # noqa: E402
-from conformance.judge.registry import Implementation  # noqa: E402
-from conformance.judge.suite import Case, judge  # noqa: E402
-from conformance.judge.verdict import Status  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import tflite_quantized
+from conformance.adapters.convert import reorder
+from conformance.judge.approximate import MARGIN
+from conformance.judge.contract import Contract, implementation
+from conformance.judge.registry import Implementation
+from conformance.judge.suite import Case, judge
+from conformance.judge.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 # fixture, the gate order a wrong port reads, the mistake that names it

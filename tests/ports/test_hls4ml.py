@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import hls4ml as port  # noqa: E402
-from conformance.adapters.convert import reorder  # noqa: E402
-from conformance.judge.approximate import MARGIN  # noqa: E402
-from conformance.judge.contract import implementation  # noqa: E402
-from conformance.judge.registry import Implementation  # noqa: E402
-from conformance.judge.suite import Case, judge  # noqa: E402
-from conformance.judge.verdict import Status  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import hls4ml as port
+from conformance.adapters.convert import reorder
+from conformance.judge.approximate import MARGIN
+from conformance.judge.contract import implementation
+from conformance.judge.registry import Implementation
+from conformance.judge.suite import Case, judge
+from conformance.judge.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 FIXTURE = "gru-reset-after-basic"
