@@ -94,11 +94,11 @@ def test_js_port_passes_every_fixture_it_claims(tmp_path):
 def test_js_port_trace_matches_the_gallery_trace():
     """The port's per-step gate values agree too, so a port author can copy its trace format."""
     run = command_implementation(JS_COMMAND)
-    fixtures = [f for f in list_fixtures().fixtures if js_port_claims(f)][::6]
-    assert fixtures, "no LSTM or GRU fixture in the gallery: nothing was checked"
+    # every sixth of the fixtures that store a trace (the 500-step scale fixture stores none)
+    fixtures = [f for f in list_fixtures().fixtures if js_port_claims(f) and f.trace][::6]
+    assert fixtures, "no LSTM or GRU fixture with a trace in the gallery: nothing was checked"
     for fixture in fixtures:
         trace = run(fixture.isolated())["trace"]
-        assert fixture.trace, f"{fixture.id} stores no trace: nothing to compare"
         for gate, want in fixture.trace.items():
             assert close(trace[gate], want, fixture.tolerance).all(), f"{fixture.id}: trace {gate!r} differs"
 
