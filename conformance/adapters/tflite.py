@@ -120,9 +120,8 @@ def _outputs(result: Mapping[str, np.ndarray], output_keys, output_names) -> dic
     return {key: np.asarray(result[name]) for key, name in zip(output_keys, ordered)}
 
 
-def _runner(flatbuffer: bytes):
+def _runner(flatbuffer: bytes, cls):
     """The default signature of a new interpreter (its variables freshly initialized)."""
-    cls, _ = interpreter_class()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per fixture
         interpreter = cls(model_content=flatbuffer, num_threads=1)
@@ -134,8 +133,14 @@ class Converted:
 
     The flatbuffer and its feeding details are kept in the conversion cache (``conformance.cache``),
     keyed on the fixture digest, which model (configured, or with the final states), the TensorFlow
-    and Keras versions and the Keras flavour, so a second run does not convert again.
+    and Keras versions and the Keras flavour, so a second run does not convert again. A subclass runs
+    the same flatbuffer with another interpreter by overriding ``interpreter`` (``litert``).
     """
+
+    @staticmethod
+    def interpreter() -> tuple[type, str]:
+        """(interpreter class, its name for messages)."""
+        return interpreter_class()
 
     def __init__(self, fixture, config: Mapping, stateful: bool):
         parts = {"fixture": cache.fixture_key(fixture), "config": config, "stateful": stateful, "layout": 1,
@@ -167,7 +172,7 @@ class Converted:
     def restart(self) -> None:
         """A fresh interpreter: ``Interpreter.reset_all_variables()`` resets variable tensors, not the
         resource variables (``VAR_HANDLE``) that hold Keras 3 states (measured on TF 2.21)."""
-        self.runner = _runner(self.flatbuffer)
+        self.runner = _runner(self.flatbuffer, self.interpreter()[0])
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict:
         feed = _feed(self.runner.get_input_details(), chunk, self.input_keys)
@@ -180,11 +185,12 @@ class Converted:
             # e.g. float64 and mixed precision layers: builtins alone failed, the TF ops written need the Flex delegate
             raise ConversionError(f"TFLite {_tf().__version__}: builtin ops could not express the model, and the "
                                   f"SELECT_TF_OPS conversion wrote TensorFlow ops ({', '.join(flex)}) that "
-                                  f"{interpreter_class()[1]} cannot run: {' '.join(str(exc).split())[:300]}") from exc
+                                  f"{self.interpreter()[1]} cannot run: {' '.join(str(exc).split())[:300]}") from exc
         return _outputs(result, self.output_keys, self.output_names)
 
 
-def _run(fixture) -> dict[str, np.ndarray]:
+def _run(fixture, model_class=Converted, notes_of=_NOTES) -> dict[str, np.ndarray]:
+    """The conversion (or cache) and the run, with ``model_class`` (``Converted`` or a subclass) and its notes."""
     keras_module()
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):  # every registered family (ConvLSTM too)
         raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
@@ -192,17 +198,17 @@ def _run(fixture) -> dict[str, np.ndarray]:
         raise Unsupported(f"TFLiteConverter.from_keras_model needs the TensorFlow backend, not {backend_name()!r}")
     calls = fixture.meta.get("calls")
     started = time.perf_counter()
-    models = [Converted(fixture, fixture.config, bool(calls))]
+    models = [model_class(fixture, fixture.config, bool(calls))]
     with_states = keras_load.returning_states(fixture.layer, fixture.config)
     if with_states != fixture.config:  # some layer does not return its final states
-        models.append(Converted(fixture, with_states, bool(calls)))
+        models.append(model_class(fixture, with_states, bool(calls)))
     converted = time.perf_counter()
     ops = sorted(set().union(*(m.ops for m in models)))
     note = "ops " + ",".join(ops) + ("; cached conversion" if all(m.cache_hit for m in models) else "")
     if any(m.select_tf_ops for m in models):
         note += " (SELECT_TF_OPS enabled: builtins alone failed)"
     with _LOCK:
-        _NOTES[fixture.id] = note
+        notes_of[fixture.id] = note
         _OPS_SEEN.update(ops)
 
     def outputs(chunk) -> dict:
@@ -223,7 +229,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
                 note += "" if "fresh interpreter" in note else "; reset_before by a fresh interpreter"
             result.update({f"calls/{k}/{name}": v for name, v in outputs(chunk).items()})
     with _LOCK:
-        _NOTES[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
+        notes_of[fixture.id] = (note + f"; {len(models)} model(s), convert (or cache) {converted - started:.2f} s, "
                               f"run {time.perf_counter() - converted:.2f} s")
     return result
 
