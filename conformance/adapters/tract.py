@@ -39,9 +39,10 @@ def _tract():
 
 
 def _error(what: str, exc: Exception) -> ConversionError:
-    first = (str(exc).strip().splitlines() or [""])[0]
+    """tract's message with its "Caused by" chain (the innermost cause says why), without the Rust backtrace."""
+    text = str(exc).strip().split("Stack backtrace:")[0]
     return ConversionError(f"{TOOL} {distribution_version('tract')} {what} what tf2onnx {tf2onnx.tool_version()} "
-                           f"wrote: {type(exc).__name__}: {' '.join(first.split())[:600]}")
+                           f"wrote: {type(exc).__name__}: {' '.join(text.split())[:600]}")
 
 
 def check(data: bytes, log: list[str]) -> None:
