@@ -176,8 +176,10 @@ def op_types(proto) -> tuple[list[str], list[str]]:
     return sorted(top), sorted(inner - top)
 
 
-def convert(graph: ported.Graph, folder: Path, opset_number: int) -> None:
-    """``from_keras`` on the graph's model; writes ``model.onnx`` and ``conversion.json`` into ``folder``."""
+def convert(graph: ported.Graph, folder: Path, opset_number: int, check=None) -> None:
+    """``from_keras`` on the graph's model; writes ``model.onnx`` and ``conversion.json`` into ``folder``.
+
+    ``check(bytes, log)`` is the runtime's refusal (ONNX Runtime's by default): a model it refuses is not cached."""
     tf2onnx = _tf2onnx()
     started = time.perf_counter()
     with _captured_log() as log, warnings.catch_warnings(record=True) as caught:
@@ -194,7 +196,7 @@ def convert(graph: ported.Graph, folder: Path, opset_number: int) -> None:
     names = output_map(graph.model, outputs, graph.output_keys)
     top, inner = op_types(proto)
     data = proto.SerializeToString()
-    load_session(data, log.lines)  # a model the runtime refuses is reported every time, never cached
+    (check or load_session)(data, log.lines)  # a model the runtime refuses is reported every time, never cached
     (folder / MODEL).write_bytes(data)
     meta = {"outputs": [[key, names[key]] for key in graph.output_keys],  # a list: the model's order survives JSON
             "input_keys": graph.input_keys, "output_keys": graph.output_keys,
@@ -260,7 +262,11 @@ class Session:
         return {key: np.asarray(value) for key, value in zip(keys, values)}
 
 
-def _run(fixture) -> dict[str, np.ndarray]:
+def _run(fixture, runtime=None) -> dict[str, np.ndarray]:
+    """Convert (or find in the cache) and run; ``runtime`` (default ONNX Runtime) is what runs the graph, with
+    its own ``Session(path, output_names, log)``, ``check(bytes, log)`` and ``NOTES`` (``onnx_reference``)."""
+    session_class, check, notes_of = (runtime.Session, runtime.check, runtime.NOTES) if runtime else \
+        (Session, load_session, _NOTES)
     if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"the tf2onnx adapter has no Keras model for layer {fixture.layer!r}")
     if keras_load.backend_name() != "tensorflow":
@@ -272,13 +278,13 @@ def _run(fixture) -> dict[str, np.ndarray]:
     hit = False
     try:
         folder, hit = cache.entry(TOOL, cache_parts(fixture, graph, opset_number),
-                                  lambda into: convert(graph, into, opset_number))
+                                  lambda into: convert(graph, into, opset_number, check))
         meta = json.loads((folder / META).read_text())
         if meta["output_keys"] != graph.output_keys or meta["input_keys"] != graph.input_keys:
             raise RuntimeError(f"cache entry {folder} was written for other keys: {meta['input_keys']} -> "
                                f"{meta['output_keys']}")
         ready = time.perf_counter()
-        session = Session(folder / MODEL, dict(meta["outputs"]), meta["log"])
+        session = session_class(folder / MODEL, dict(meta["outputs"]), meta["log"])
         result = ported.run_calls(fixture, graph, session)  # reads the model's input shapes only
         done = time.perf_counter()
     finally:
@@ -297,7 +303,7 @@ def _run(fixture) -> dict[str, np.ndarray]:
     if errors:
         note += f"; {TOOL} logged {len(errors)} error(s): {errors[0]}"
     with _LOCK:
-        _NOTES[fixture.id] = note
+        notes_of[fixture.id] = note
         _OPS_SEEN.update(meta["ops"])
         _OPS_SEEN.update(meta["subgraph_ops"])
     return result

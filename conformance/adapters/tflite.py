@@ -120,9 +120,8 @@ def _outputs(result: Mapping[str, np.ndarray], output_keys, output_names) -> dic
     return {key: np.asarray(result[name]) for key, name in zip(output_keys, ordered)}
 
 
-def _runner(flatbuffer: bytes):
+def _runner(flatbuffer: bytes, cls):
     """The default signature of a new interpreter (its variables freshly initialized)."""
-    cls, _ = interpreter_class()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per fixture
         interpreter = cls(model_content=flatbuffer, num_threads=1)
@@ -134,10 +133,16 @@ class Converted:
 
     The flatbuffer and its feeding details are kept in the conversion cache (``conformance.cache``),
     keyed on the fixture digest, which model (configured, or with the final states), the TensorFlow
-    and Keras versions and the Keras flavour, so a second run does not convert again.
+    and Keras versions and the Keras flavour, so a second run does not convert again. A subclass runs
+    the same flatbuffer with another interpreter by overriding ``interpreter`` (``litert``).
     """
 
     TOOL = "tflite"   # the conversion cache's folder (a quantizing subclass, ``tflite_quantized``, has its own)
+
+    @staticmethod
+    def interpreter() -> tuple[type, str]:
+        """(interpreter class, its name for messages)."""
+        return interpreter_class()
 
     def __init__(self, fixture, config: Mapping, stateful: bool):
         parts = {"fixture": cache.fixture_key(fixture), "config": config, "stateful": stateful, "layout": 1,
@@ -177,7 +182,7 @@ class Converted:
     def restart(self) -> None:
         """A fresh interpreter: ``Interpreter.reset_all_variables()`` resets variable tensors, not the
         resource variables (``VAR_HANDLE``) that hold Keras 3 states (measured on TF 2.21)."""
-        self.runner = _runner(self.flatbuffer)
+        self.runner = _runner(self.flatbuffer, self.interpreter()[0])
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict:
         feed = _feed(self.runner.get_input_details(), chunk, self.input_keys)
@@ -190,7 +195,7 @@ class Converted:
             # e.g. float64 and mixed precision layers: builtins alone failed, the TF ops written need the Flex delegate
             raise ConversionError(f"TFLite {_tf().__version__}: builtin ops could not express the model, and the "
                                   f"SELECT_TF_OPS conversion wrote TensorFlow ops ({', '.join(flex)}) that "
-                                  f"{interpreter_class()[1]} cannot run: {' '.join(str(exc).split())[:300]}") from exc
+                                  f"{self.interpreter()[1]} cannot run: {' '.join(str(exc).split())[:300]}") from exc
         return _outputs(result, self.output_keys, self.output_names)
 
 

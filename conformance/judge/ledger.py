@@ -48,7 +48,7 @@ class Entry:
     kind: str
     reason: str
     link: str
-    impl: str = "keras"
+    impl: tuple[str, ...] = ("keras",)   # implementation names or globs: one port sharing another's divergence
     keras: str | None = None
     backend: tuple[str, ...] = ()
     index: int = 0          # position in the file, 1-based, to name it in messages
@@ -58,7 +58,7 @@ class Entry:
 
     @property
     def label(self) -> str:
-        cond = [f"impl {self.impl}"]
+        cond = [f"impl {'|'.join(self.impl)}"]
         if self.keras:
             cond.append(f"keras {self.keras}")
         if self.backend:
@@ -72,7 +72,7 @@ class Entry:
 
     def in_scope(self, impl: str, keras_version: str | None, backend: str | None, info: Mapping | None = None) -> bool:
         """The condition holds for this implementation (whatever the fixture)."""
-        if not fnmatch.fnmatchcase(impl, self.impl):
+        if not any(fnmatch.fnmatchcase(impl, pattern) for pattern in self.impl):
             return False
         if any(str((info or {}).get(key)) != value for key, value in self.when):
             return False
@@ -120,8 +120,10 @@ def _entry(raw, index: int, where: str) -> Entry:
     if not raw["link"].startswith("https://"):
         raise LedgerError(f"{name}: 'link' {raw['link']!r} must be an https:// URL (issue, PR or release note)")
     impl = raw.get("impl", "keras")
-    if not isinstance(impl, str) or not impl:
-        raise LedgerError(f"{name}: 'impl' must be an implementation name or glob")
+    if isinstance(impl, str):
+        impl = (impl,)
+    if not isinstance(impl, (list, tuple)) or not impl or not all(isinstance(i, str) and i for i in impl):
+        raise LedgerError(f"{name}: 'impl' must be an implementation name or glob, or a list of them")
     keras = raw.get("keras")
     if keras is not None:
         try:
@@ -141,7 +143,7 @@ def _entry(raw, index: int, where: str) -> Entry:
     strict = raw.get("strict", True)
     if not isinstance(strict, bool):
         raise LedgerError(f"{name}: 'strict' must be true or false")
-    return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], impl, keras, tuple(backend), index,
+    return Entry(raw["fixture"], raw["kind"], raw["reason"].strip(), raw["link"], tuple(impl), keras, tuple(backend), index,
                  tuple(sorted((k, str(v)) for k, v in when.items())), strict, message)
 
 

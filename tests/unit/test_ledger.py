@@ -205,6 +205,8 @@ def test_unmatched_entry_warns(pytester, gallery, tmp_path):
     ({"kind": "error"}, "entry 1 (fixture 'lstm-basic'): an error entry needs 'message', a regular expression"),
     ({"kind": "error", "message": "("}, "entry 1 (fixture 'lstm-basic'): 'message' '(' is not a regular expression"),
     ({"message": "x"}, "entry 1 (fixture 'lstm-basic'): 'message' is for error entries"),
+    ({"impl": []}, "entry 1 (fixture 'lstm-basic'): 'impl' must be an implementation name or glob, or a list"),
+    ({"impl": ["tflite", 3]}, "entry 1 (fixture 'lstm-basic'): 'impl' must be an implementation name or glob"),
 ])
 def test_malformed_ledger_is_a_clear_usage_error(pytester, gallery, tmp_path, bad, message):
     path = write_ledger(tmp_path / "ledger.yaml", entry(fixture="lstm-*"), {**entry(), **bad})
@@ -242,6 +244,21 @@ def test_shipped_ledger_is_valid_and_explained():
         assert item.reason.endswith("."), f"{item.label}: the reason is one sentence"
         import fnmatch
         assert fnmatch.filter(fixture_ids, item.fixture), f"{item.label} names no fixture in the gallery"
+
+
+@pytest.mark.parametrize("port, same_file_as", [("litert", "tflite"), ("keras-onnx", "tf2onnx")])
+def test_shipped_ledger_gives_a_port_on_the_same_file_its_first_ring_entries(port, same_file_as):
+    """LiteRT runs the tflite adapter's flatbuffer, and Keras's ONNX export is tf2onnx on the same graph: where the
+    first ring's entry explains a fixture, the same entry (an impl list, never a broad glob) explains it for both."""
+    entries = ledger.load()
+    explained = 0
+    for fixture in list_fixtures().fixtures:
+        first = ledger.find(entries, same_file_as, fixture.id, "3.15.1", "tensorflow")
+        assert ledger.find(entries, port, fixture.id, "3.15.1", "tensorflow") == first, fixture.id
+        explained += first is not None
+        label = first.label if first else ""
+        assert ledger.find(entries, f"{port}-x", fixture.id, "3.15.1", "tensorflow") is None, label
+    assert explained
 
 
 PRECISIONS = ("f32", "bf16")  # what OpenVINO's CPU plugin reports: f32 without native bfloat16, bf16 with it
