@@ -70,7 +70,7 @@ def convert(graph: ported.Graph, folder: Path) -> None:
         try:
             _call_once(graph.model)
             graph.model.export(str(path), format="onnx", verbose=False)
-        except Exception as exc:  # noqa: BLE001 - whatever the exporter raises is its refusal
+        except Exception as exc:
             raise ConversionError(f"Keras {keras_load.keras_version()} {API} (tf2onnx {tf2onnx.tool_version()}) "
                                   f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:800]}") from exc
     seconds = time.perf_counter() - started

@@ -45,7 +45,7 @@ def _evaluator(model):
     try:
         proto = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
         return onnx.reference.ReferenceEvaluator(proto)
-    except Exception as exc:  # noqa: BLE001 - the evaluator refusing what tf2onnx wrote
+    except Exception as exc:
         raise ConversionError(f"{TOOL} (onnx {distribution_version('onnx')}) would not load what tf2onnx "
                               f"{tf2onnx.tool_version()} wrote: {type(exc).__name__}: "
                               f"{' '.join(str(exc).split())[:600]}") from exc
@@ -77,7 +77,7 @@ class Session:
         keys = list(self.output_names)
         try:
             values = self.evaluator.run([self.output_names[k] for k in keys], feed)
-        except Exception as exc:  # noqa: BLE001 - the evaluator failing on the converted graph
+        except Exception as exc:
             raise ConversionError(f"{TOOL} (onnx {distribution_version('onnx')}) failed running what tf2onnx "
                                   f"{tf2onnx.tool_version()} wrote: {type(exc).__name__}: "
                                   f"{' '.join(str(exc).split())[:800]}") from exc

@@ -52,7 +52,7 @@ def check(data: bytes, log: list[str]) -> None:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         _tract().onnx().load(name)
-    except Exception as exc:  # noqa: BLE001 - tract refusing to parse
+    except Exception as exc:
         raise _error("would not load", exc) from exc
     finally:
         os.unlink(name)
@@ -79,7 +79,7 @@ class Session:
     def _load(self):
         try:
             return _tract().onnx().load(self.path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _error("would not load", exc) from exc
 
     def _runnable(self, arrays: list[np.ndarray]):
@@ -90,7 +90,7 @@ class Session:
                 for i, array in enumerate(arrays):
                     model.set_input_fact(i, ",".join([*map(str, array.shape), FACT_TYPES[array.dtype]]))
                 self.runnables[shapes] = model.into_model().into_runnable()
-            except Exception as exc:  # noqa: BLE001 - an operator tract does not implement, a failed analysis
+            except Exception as exc:
                 raise _error("could not analyse or translate", exc) from exc
         return self.runnables[shapes]
 
@@ -104,7 +104,7 @@ class Session:
         runnable = self._runnable(arrays)
         try:
             values = [t.to_numpy() for t in runnable.run(arrays)]
-        except Exception as exc:  # noqa: BLE001 - tract failing at run time
+        except Exception as exc:
             raise _error("failed running", exc) from exc
         position = {name: k for k, name in enumerate(self.graph_outputs)}
         return {key: np.asarray(values[position[name]]) for key, name in self.output_names.items()}

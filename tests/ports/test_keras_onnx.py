@@ -9,8 +9,8 @@ pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tensorflow")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import keras_onnx  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import keras_onnx
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tensorflow")
 
-from conformance import gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import litert, tflite  # noqa: E402
+from conformance import gallery_dir, list_fixtures
+from conformance.adapters import litert, tflite
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 

@@ -11,11 +11,11 @@ pytest.importorskip("onnx")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("tensorflow")
 
-from conformance import ConversionError, gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import onnx_reference, tf2onnx  # noqa: E402
-from conformance.judge.registry import Implementation  # noqa: E402
-from conformance.judge.suite import Case, judge  # noqa: E402
-from conformance.judge.verdict import Status  # noqa: E402
+from conformance import ConversionError, gallery_dir, list_fixtures
+from conformance.adapters import onnx_reference, tf2onnx
+from conformance.judge.registry import Implementation
+from conformance.judge.suite import Case, judge
+from conformance.judge.verdict import Status
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 

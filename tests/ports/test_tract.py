@@ -9,8 +9,8 @@ pytest.importorskip("tract")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("tensorflow")
 
-from conformance import ConversionError, gallery_dir, list_fixtures  # noqa: E402
-from conformance.adapters import tract  # noqa: E402
+from conformance import ConversionError, gallery_dir, list_fixtures
+from conformance.adapters import tract
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 
