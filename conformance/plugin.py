@@ -89,10 +89,12 @@ def pytest_configure(config):
 
 def pytest_cmdline_main(config):
     if config.getoption("list_impls"):
-        for impl in registry.registered().values():
+        default = registry.registered()
+        for impl in registry.known().values():
             info = impl.info()
             extra = ", ".join(f"{k} {v}" for k, v in info.items() if k != "version" and v)
             print(f"{impl.name:20} {info.get('version') or '-':10} {impl.value}  [{impl.distribution}]"
+                  + ("" if impl.name in default else "  (on request: runs only when named)")
                   + (f"  ({extra})" if extra else ""))
         return 0
     return None

@@ -383,7 +383,7 @@ def _load(request: dict):
     """The implementation as the parent would have loaded it; (impl, attrs) or (None, {"error": text})."""
     from . import registry
     try:
-        impl = (registry.registered()[request["name"]] if request["entry_point"]
+        impl = (registry.known()[request["name"]] if request["entry_point"]
                 else registry.from_spec(request["value"], {}))
         run = impl.load()
     except ImplementationError as exc:  # the parent adds the same first line

@@ -18,7 +18,7 @@ import warnings
 from importlib import metadata
 from typing import Callable, Iterable
 
-from .. import ENTRY_POINT_GROUP
+from .. import ENTRY_POINT_GROUP, ON_REQUEST_GROUP
 from ..errors import EngineError, ImplementationError, UnknownImplementation, Unsupported
 from .contract import Contract
 from .subprocess_impl import command_implementation
@@ -114,10 +114,10 @@ def _import_attr(value: str) -> Callable:
     return target
 
 
-def registered() -> dict[str, Implementation]:
+def registered(group: str = ENTRY_POINT_GROUP) -> dict[str, Implementation]:
     """Every entry point in the group, by name; a duplicate name warns and the first one wins."""
     found: dict[str, Implementation] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group=group):
         dist = getattr(ep, "dist", None)
         impl = Implementation(ep.name, ep.value, dist.version if dist else None, dist.name if dist else None,
                               _loader=ep.load)
@@ -129,6 +129,11 @@ def registered() -> dict[str, Implementation]:
             continue
         found[ep.name] = impl
     return dict(sorted(found.items()))
+
+
+def known() -> dict[str, Implementation]:
+    """Every implementation a name can select: the default group's, then those run only when named."""
+    return {**registered(ON_REQUEST_GROUP), **registered()}
 
 
 def from_spec(spec: str, known: dict[str, Implementation]) -> Implementation:
@@ -160,24 +165,25 @@ def _unknown_message(spec: str, known: Iterable[str]) -> str:
 
 
 def select(specs: Iterable[str] = ()) -> list[Implementation]:
-    """The implementations to run: ``specs`` (``--impl``), else ``$LSTM_CONFORMANCE_IMPL``, else all registered.
+    """The implementations to run: ``specs`` (``--impl``), else ``$LSTM_CONFORMANCE_IMPL``, else all registered
+    in ``ENTRY_POINT_GROUP``. A name in ``ON_REQUEST_GROUP`` (the approximate ports) runs only when named.
 
     Raises UnknownImplementation (a usage error) for a bare name that is not registered.
     """
-    known = registered()
+    default, names = registered(), known()
     specs = [s for s in specs if s]
     source = "--impl"
     if not specs and os.environ.get(ENV_IMPL):
         specs = [s.strip() for s in os.environ[ENV_IMPL].split(",") if s.strip()]
         source = f"${ENV_IMPL}"
     if not specs:
-        return list(known.values())
+        return list(default.values())
     chosen, seen = [], set()
     for spec in specs:
         if spec not in seen:
             seen.add(spec)
             try:
-                chosen.append(from_spec(spec, known))
+                chosen.append(from_spec(spec, names))
             except UnknownImplementation as exc:
                 raise UnknownImplementation(f"{source}: {exc}") from None
     return chosen

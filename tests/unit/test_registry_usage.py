@@ -21,7 +21,8 @@ def known(monkeypatch):
     """A registry holding a few names, ``my-port`` among them, whatever is installed."""
     names = ["my-port", "numpy-reference", "torch"]
     monkeypatch.setattr(registry, "registered",
-                        lambda: {n: registry.Implementation(n, f"{n.replace('-', '_')}:run") for n in names})
+                        lambda group=registry.ENTRY_POINT_GROUP: {} if group != registry.ENTRY_POINT_GROUP else
+                        {n: registry.Implementation(n, f"{n.replace('-', '_')}:run") for n in names})
     monkeypatch.delenv(registry.ENV_IMPL, raising=False)
     return names
 
@@ -50,7 +51,7 @@ def test_a_typo_in_the_environment_names_the_variable(known, monkeypatch):
 
 
 def test_an_empty_registry_says_none(monkeypatch):
-    monkeypatch.setattr(registry, "registered", dict)
+    monkeypatch.setattr(registry, "registered", lambda group=None: {})
     with pytest.raises(UnknownImplementation, match=r"registered: none; or give module:attr or cmd:COMMAND"):
         registry.select(["my-port"])
 
@@ -75,6 +76,19 @@ def test_a_missing_cmd_engine_errors_at_load_without_our_traceback(known):
     message = str(caught.value)
     assert "'./no-such-engine' is not an executable file or on PATH" in message, message
     assert "Traceback" not in message, message
+
+
+def test_approximate_ports_run_only_when_named(monkeypatch):
+    """The installed entry points (this checkout's pyproject.toml): the approximate ports are registered on
+    request, so the default run leaves them out and naming one selects it."""
+    monkeypatch.delenv(registry.ENV_IMPL, raising=False)
+    on_request = set(registry.registered(registry.ON_REQUEST_GROUP))
+    assert {"tflite-int8", "tflite-dynamic-range", "hls4ml"} <= on_request
+    default = {impl.name for impl in registry.select()}
+    assert "numpy-reference" in default and not default & on_request
+    assert [impl.name for impl in registry.select(["tflite-int8"])] == ["tflite-int8"]
+    monkeypatch.setenv(registry.ENV_IMPL, "hls4ml,numpy-reference")
+    assert [impl.name for impl in registry.select()] == ["hls4ml", "numpy-reference"]
 
 
 def test_python_dash_m_conformance_runs_the_cli(tmp_path):
