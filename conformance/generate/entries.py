@@ -17,6 +17,7 @@ import hashlib
 
 import numpy as np
 
+from ..format import model_file
 from ..semantics import wrappers
 from ..semantics.families import family
 from ..semantics.problem import Problem
@@ -210,9 +211,9 @@ def saved_model(layer: str, config: dict, weights: dict, inputs: dict, calls) ->
 
     ``keras-load`` loads it in safe mode instead of rebuilding the layer; its sha256 is in the YAML.
     """
-    from ..adapters import keras_load
+    from ..adapters.keras_load import contract_model  # builds the model with Keras
     batch = inputs["x"].shape[0] if calls else None
-    model, input_keys, output_keys = keras_load.contract_model(layer, config, weights, inputs,
-                                                               batch_size=batch, stateful=bool(calls))
-    data = keras_load.model_file_bytes(model)
-    return keras_load.model_file_entry(keras_load.MODEL_FILE, data, input_keys, output_keys), {keras_load.MODEL_FILE: data}
+    model, input_keys, output_keys = contract_model(layer, config, weights, inputs,
+                                                    batch_size=batch, stateful=bool(calls))
+    data = model_file.model_file_bytes(model)
+    return model_file.model_file_entry(model_file.MODEL_FILE, data, input_keys, output_keys), {model_file.MODEL_FILE: data}

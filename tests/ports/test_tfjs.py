@@ -77,20 +77,20 @@ def test_what_tfjs_refuses_is_a_skip_naming_it(fresh_runner):
 @needs_tfjs
 def test_a_throw_inside_tfjs_is_a_crash_naming_tfjs_and_the_fixture(fresh_runner, monkeypatch):
     """Weights of the wrong shape: tfjs's own setWeights throws; the node process survives it."""
-    real = tfjs._layer_weights
+    real = tfjs.translate._layer_weights
 
     def wrong_shape(layer, weights, prefix=""):
         found = real(layer, weights, prefix)
-        found["kernel"] = tfjs._encode(np.zeros((7, 16), np.float32))
+        found["kernel"] = tfjs.translate._encode(np.zeros((7, 16), np.float32))
         return found
-    monkeypatch.setattr(tfjs, "_layer_weights", wrong_shape)
+    monkeypatch.setattr(tfjs.translate, "_layer_weights", wrong_shape)
     with pytest.raises(ConversionError) as caught:
         tfjs.run(FIXTURES["lstm-basic"].isolated())
     message = str(caught.value)
     assert message.startswith("tfjs 4.22.0 threw while setting the weights for fixture 'lstm-basic': "), message
     assert "7,16" in message  # tfjs's own words about the shape
     pid = tfjs.runner_pid()
-    monkeypatch.setattr(tfjs, "_layer_weights", real)
+    monkeypatch.setattr(tfjs.translate, "_layer_weights", real)
     assert _judge("lstm-basic").status == Status.PASSED
     assert tfjs.runner_pid() == pid  # a throw is answered, not fatal
 
@@ -143,7 +143,7 @@ def test_missing_node_modules_skip_with_the_install_command(tmp_path, monkeypatc
 
 
 def test_missing_node_skips_with_an_install_hint(monkeypatch, fresh_runner):
-    monkeypatch.setattr(tfjs, "node_executable", lambda: None)
+    monkeypatch.setattr(tfjs.install, "node_executable", lambda: None)
     verdict = _judge("lstm-basic")
     assert verdict.status == Status.SKIPPED
     assert "needs Node.js, which is not on PATH" in verdict.message, verdict.message
