@@ -52,7 +52,7 @@ def keras2_loader(fixture):
     raise RuntimeError("keras 2.15.0 could not load model.keras: No module named 'keras.src.models.functional'")
 '''
 # the shipped ledger's entry for exactly this (Keras 2 cannot load Keras 3 model files), reused with its link
-SHIPPED = next(e for e in ledger.load() if e.impl == "keras-load" and e.keras == "<3")
+SHIPPED = next(e for e in ledger.load() if e.impl == ("keras-load",) and e.keras == "<3")
 LEDGER_REASON, LEDGER_LINK = SHIPPED.reason, SHIPPED.link
 
 
