@@ -68,15 +68,9 @@ class Session:
                                   f"expected {sorted(self.output_names.values())}")
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {}
-        for key, value in chunk.items():
-            name = keras_load.input_name(key)
-            if name not in self.inputs:
-                raise RuntimeError(f"the ONNX model has no input {name!r} for {key!r} (it has {sorted(self.inputs)})")
-            feed[name] = np.asarray(value, bool if key == "mask" else np.float32)
         keys = list(self.output_names)
         try:
-            values = self.evaluator.run([self.output_names[k] for k in keys], feed)
+            values = self.evaluator.run([self.output_names[k] for k in keys], tf2onnx.feed(chunk, self.inputs))
         except Exception as exc:
             raise ConversionError(f"{TOOL} (onnx {distribution_version('onnx')}) failed running what tf2onnx "
                                   f"{tf2onnx.tool_version()} wrote: {type(exc).__name__}: "
@@ -94,13 +88,7 @@ def info() -> dict:
         check_installed("onnx")
     except Unsupported as exc:
         return {"not_installed": str(exc)}
-    details = {"evaluator": "onnx.reference.ReferenceEvaluator", "onnx": distribution_version("onnx")}
-    converter = tf2onnx.info()
-    if "not_installed" in converter:
-        return {"not_installed": converter["not_installed"]}
-    details.update({k: v for k, v in converter.items() if k not in ("api", "onnx_ops")})
-    details["converter"] = f"tf2onnx {tf2onnx.tool_version()} ({tf2onnx.API})"
-    return details
+    return tf2onnx.converter_info({"evaluator": "onnx.reference.ReferenceEvaluator", "onnx": distribution_version("onnx")})
 
 
 @implementation(

@@ -233,6 +233,27 @@ def load_session(model, log: list[str]):
                               + (f" [{TOOL}'s errors: {text}]" if text else "")) from exc
 
 
+def feed(chunk: Mapping[str, np.ndarray], inputs) -> dict[str, np.ndarray]:
+    """The graph's inputs by name from contract keys (``x``, ``mask``, ``initial_state_h``), as the graph types them."""
+    fed = {}
+    for key, value in chunk.items():
+        name = keras_load.input_name(key)
+        if name not in inputs:
+            raise RuntimeError(f"the ONNX model has no input {name!r} for {key!r} (it has {sorted(inputs)})")
+        fed[name] = np.asarray(value, bool if key == "mask" else np.float32)
+    return fed
+
+
+def converter_info(details: dict) -> dict:
+    """A runtime's ``info()`` on tf2onnx's graph: its own ``details`` plus the converter's versions and settings."""
+    converter = info()
+    if "not_installed" in converter:
+        return {"not_installed": converter["not_installed"]}
+    details.update({k: v for k, v in converter.items() if k not in ("api", "onnx_ops")})
+    details["converter"] = f"tf2onnx {tool_version()} ({API})"
+    return details
+
+
 class Session:
     """An ONNX Runtime session on a converted model: contract keys in, contract keys out."""
 
@@ -246,15 +267,9 @@ class Session:
                                   f"expected {sorted(self.output_names.values())}")
 
     def __call__(self, chunk: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {}
-        for key, value in chunk.items():
-            name = keras_load.input_name(key)
-            if name not in self.inputs:
-                raise RuntimeError(f"the ONNX model has no input {name!r} for {key!r} (it has {sorted(self.inputs)})")
-            feed[name] = np.asarray(value, bool if key == "mask" else np.float32)
         keys = list(self.output_names)
         try:
-            values = self.session.run([self.output_names[k] for k in keys], feed)
+            values = self.session.run([self.output_names[k] for k in keys], feed(chunk, self.inputs))
         except Exception as exc:
             raise ConversionError(f"onnxruntime {distribution_version('onnxruntime')} failed running what {TOOL} "
                                   f"{tool_version()} wrote: {type(exc).__name__}: "

@@ -120,13 +120,7 @@ def info() -> dict:
         check_installed("tract")
     except Unsupported as exc:
         return {"not_installed": str(exc)}
-    converter = tf2onnx.info()
-    if "not_installed" in converter:
-        return {"not_installed": converter["not_installed"]}
-    details = {"tract": distribution_version("tract"), "tract_library": _tract().version()}
-    details.update({k: v for k, v in converter.items() if k not in ("api", "onnx_ops")})
-    details["converter"] = f"tf2onnx {tf2onnx.tool_version()} ({tf2onnx.API})"
-    return details
+    return tf2onnx.converter_info({"tract": distribution_version("tract"), "tract_library": _tract().version()})
 
 
 @implementation(

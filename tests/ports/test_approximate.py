@@ -29,11 +29,6 @@ WRONG = [("lstm-large-bias", ("f", "i", "c", "o"), "lstm-gate-order-fico"),
          ("gru-reset-after-large-bias", ("r", "z", "h"), "gru-gate-order-rzh")]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-
 
 def _judge(run, fixture_id):
     return judge(Case(Implementation("tflite-int8", "conformance.adapters.tflite_quantized:run_int8", None, None,

@@ -15,11 +15,6 @@ from conformance.adapters import keras_onnx
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-
 
 @pytest.mark.parametrize("fixture_id", ["bidirectional-lstm-return-state", "stateful-gru-reset-before"])
 def test_an_export_matches_keras_and_is_cached(fixture_id):

@@ -17,11 +17,6 @@ from conformance.adapters import litert, tflite
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-
 
 @pytest.mark.parametrize("fixture_id", ["lstm-seed-question", "stateful-lstm-three-calls"])
 def test_litert_runs_the_tflite_conversion_and_matches_keras(fixture_id):

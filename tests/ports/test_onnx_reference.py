@@ -20,11 +20,6 @@ from conformance.judge.verdict import Status
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-
 
 def test_a_fused_lstm_graph_passes_and_the_conversion_is_shared_with_tf2onnx():
     impl = Implementation("onnx-reference", "conformance.adapters.onnx_reference:run", onnx_reference.run.version,

@@ -22,12 +22,6 @@ FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 CHOSEN = ["lstm-mask-trailing", "bidirectional-lstm-return-state", "stateful-gru-reset-before"]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-    return tmp_path / "cache"
-
 
 def _judge(run, name, fixture_id):
     return judge(Case(Implementation(name, f"conformance.adapters.openvino:{run.__name__}", run.version, None,

@@ -31,13 +31,6 @@ CHOSEN = ["lstm-mask-trailing", "bidirectional-lstm-return-state", "stateful-gru
 VERSION = metadata.version("tf2onnx")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-    monkeypatch.delenv(port.OPSET_VARIABLE, raising=False)
-    return tmp_path / "cache"
-
 
 def _judge(fixture_id):
     impl = Implementation("tf2onnx", "conformance.adapters.tf2onnx:run", port.run.version, None,

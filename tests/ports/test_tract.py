@@ -15,11 +15,6 @@ from conformance.adapters import tract
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LSTM_CONFORMANCE_NO_CACHE", raising=False)
-
 
 def test_a_fused_bidirectional_lstm_with_initial_states_matches_keras():
     fixture = FIXTURES["bidirectional-lstm-return-state"]
