@@ -9,7 +9,10 @@ explain any error of a matching case (a refused hostile model file, a broken
 fixture); an error the pattern does not find stays what it was. Entries apply as
 *strict* expected failures: a matching case that fails the recorded way is
 ``xfailed``; one that passes means the entry is stale, and one that fails another way
-is a new failure. Both fail the run.
+is a new failure. Both fail the run. Of the entries whose condition a case meets, the first
+that explains it (its kind, and its message found in the error) applies, else the first: so
+two causes of one port (an unimplemented op, a crash in another graph) are two entries keyed
+on their messages, whatever the order of their fixture globs.
 
 Two keys serve ports: ``when`` (a mapping of the implementation's ``info()`` values the
 entry needs, e.g. ``{inference_precision: bf16}``: the divergence depends on how the tool
@@ -165,9 +168,20 @@ def load(path: str | Path | None = None) -> list[Entry]:
 
 
 def find(entries: Iterable[Entry], impl: str, fixture: str, keras_version: str | None,
-         backend: str | None, info: Mapping | None = None) -> Entry | None:
-    """The first entry matching this case, or None."""
-    return next((e for e in entries if e.matches(impl, fixture, keras_version, backend, info)), None)
+         backend: str | None, info: Mapping | None = None, verdict=None) -> Entry | None:
+    """The entry for this case: the first matching one that explains ``verdict`` (when given), else the first
+    matching one (which then calls the case stale, changed in kind or failing another way), or None."""
+    matching = [e for e in entries if e.matches(impl, fixture, keras_version, backend, info)]
+    if verdict is not None:
+        explaining = next((e for e in matching if explains(e, verdict)), None)
+        if explaining is not None:
+            return explaining
+    return matching[0] if matching else None
+
+
+def explains(entry: Entry, verdict) -> bool:
+    """The verdict is the divergence the entry records: its kind, and for an error its message pattern."""
+    return kind_of(verdict) == entry.kind and (entry.message is None or bool(re.search(entry.message, verdict.message)))
 
 
 def kind_of(verdict) -> str | None:

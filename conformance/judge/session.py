@@ -119,7 +119,8 @@ class Session:
             keras_version, backend = None, None
         info = _plain(case.impl.info())  # asked after every case: info may grow (tflite's ops, OpenVINO's precision)
         if self.ledger and verdict.status != Status.SKIPPED:
-            entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend, info)
+            entry = ledger.find(self.ledger, case.impl.name, case.fixture_name, keras_version, backend, info,
+                                verdict)
             verdict = ledger.apply(entry, verdict)
         record = Record(
             fixture=case.fixture_name, impl=case.impl.name, status=Status(verdict.status).value,

@@ -154,6 +154,20 @@ def test_an_error_entry_explains_only_the_error_its_message_names(pytester, gall
                                  "*not the error ledger entry 1 (lstm-basic; *) explains: its message pattern*"])
 
 
+def test_the_entry_that_explains_a_case_applies_whatever_the_order_of_globs(pytester, gallery, tmp_path):
+    """Two causes of one port are two entries keyed on their messages; a broader glob first does not take the
+    case the later entry explains, and a case neither explains still names the first entry it matched."""
+    path = write_ledger(tmp_path / "ledger.yaml",
+                        entry(fixture="lstm-*", impl="ledger_impls:raises", kind="error", message="unimplemented Loop"),
+                        entry(fixture="lstm-*", impl="ledger_impls:raises", kind="mismatch"),
+                        entry(impl="ledger_impls:raises", kind="error", message=r"deliberate crash in ledger_impls"))
+    result, records = run_suite(pytester, gallery, "ledger_impls:raises", "--ledger", path)
+    result.assert_outcomes(xfailed=1, failed=1)
+    assert (records["lstm-basic"]["status"], records["lstm-basic"]["ledger"]["entry"]) == ("xfailed", 3)
+    other = records["lstm-return-sequences"]
+    assert (other["status"], other["ledger"]["entry"], other["ledger"]["outcome"]) == ("failed", 1, "other-error")
+
+
 def test_version_and_backend_conditions(pytester, gallery, tmp_path):
     path = write_ledger(tmp_path / "ledger.yaml",
                         entry(impl="ledger_impls:jax_like", keras=">=3,<3.5", backend="jax"),
