@@ -5,7 +5,11 @@ says what that needs at run time: TensorFlow, Keras and tf2onnx, onnx and onnxru
 cache key). tract analyses a model for concrete shapes before it runs it: the batch axis tf2onnx
 leaves open is given, as tract's documentation shows, by ``set_input_fact`` on each input with the
 shape and type of what is fed, then ``into_model().into_runnable()`` (one runnable per set of input
-shapes; a stateful fixture's chunks share one). Inputs go in the graph's input order, outputs come
+shapes; a stateful fixture's chunks share one). Concrete facts are needed: with the batch or time left
+symbolic (no fact, or ``B,T,F``), the zeros tf2onnx builds for a layer without initial state (an Expand of
+the batch) stop translation ("output can not have variable rank"). Where that one tensor is both a fused
+LSTM's initial_h and initial_c, tract's own axis-change pass may still break the LSTM's Scan ("Clashing
+resolution for expression"): tract's bug, in the ledger. Inputs go in the graph's input order, outputs come
 back in its output order and are named by ``conversion.json`` as in the ``tf2onnx`` adapter.
 A graph tract cannot analyse or translate (an operator it does not implement) is ``ConversionError``
 with tract's own first line.
