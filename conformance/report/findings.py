@@ -2,7 +2,8 @@
 
 A divergence is a group of cases that are wrong for one reason: the ledger entry that
 explains them (its reason and link), else the cause the diagnosis names, else the case's
-recorded reason (the failure in words, without citation or implementation). Everything is
+recorded reason (the failure in words, without citation or implementation), with the names a
+tool gives a fixture's nodes made the same for every fixture (``normalised``). Everything is
 read from the records' fields (SPEC 14), never parsed out of messages. Each line says what, where (env and implementation),
 how many fixtures, and cites the smallest fixture that shows it (``id@sha256:8hex``: fewest
 expected values). A ledger entry or skip reason that covers a whole column (every case in
@@ -12,12 +13,18 @@ it) is one line, and the column leaves the tables.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 
 from ..judge.verdict import Status
 
 WRONG = (Status.FAILED.value, Status.XFAILED.value, Status.CRASHED.value)  # the port gave wrong numbers, or none
 MAX_WHAT = 300   # a crash's reason quotes the tool, which can say a lot
+# A tool names a node by its index and a quoted name with counters that differ per fixture:
+# `#7 "LSTM__27613"`, `'fixture_1/rnn_1/zeros_1'`. Only those become `…`: the words, values and shapes stay.
+NODE_INDEX = re.compile(r"#\d+(?= [\"'])")
+QUOTED = re.compile(r'"[^"\n]*"|\'[^\'\n]*\'')
+COUNTER = re.compile(r"(?<=_)\d+\b")
 
 
 @dataclasses.dataclass
@@ -52,7 +59,13 @@ def reason(case: dict) -> str:
     cause = (case.get("diagnosis") or {}).get("cause")
     if cause:
         return f"diagnosis: {cause}"
-    return case.get("reason", "")[:MAX_WHAT]
+    return normalised(case.get("reason", ""))[:MAX_WHAT]
+
+
+def normalised(text: str) -> str:
+    """The text with node indices and the counters in quoted node names as ``…``, so one error a tool raises on
+    many fixtures reads the same for each; anything else that differs (an op, a value, a shape) keeps them apart."""
+    return QUOTED.sub(lambda quoted: COUNTER.sub("…", quoted.group()), NODE_INDEX.sub("#…", text))
 
 
 def link(case: dict) -> str | None:
@@ -113,7 +126,7 @@ def shared_message(case: dict) -> str:
     """A case's reason as one line reads in every row: a ledger entry's reason with its link, else the
     recorded reason (no fixture citation, no implementation name)."""
     source = link(case)
-    return f"{case['ledger']['reason']} ({source})" if source else case.get("reason", "")
+    return f"{case['ledger']['reason']} ({source})" if source else normalised(case.get("reason", ""))
 
 
 def wide_lines(wide: dict[tuple[str, str], str]) -> list[str]:

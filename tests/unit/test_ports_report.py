@@ -141,3 +141,25 @@ def test_tools_not_run_are_data_with_their_exact_error(tmp_path):
     broken.write_text("- tool: x\n  version: '1'\n")
     with pytest.raises(ValueError, match=r"not_run.yaml: entry 1 lacks tried, error, why, until"):
         ports.not_run(broken)
+
+
+# tract's words on fixtures of the ports-tract run (its node indices and tf2onnx's node names differ per fixture)
+TRACT = ("the tool crashed or refused the model: tract 0.23.9 failed running what tf2onnx 1.17.0 wrote: TractError: "
+         'Evaluating #%d "%s" Scan Caused by: 0: Setting body inputs 1: Clashing resolution for expression. %s. '
+         "(TurnState(SymbolValues { values: {} }))")
+
+
+def test_one_crash_on_many_fixtures_is_one_line_whatever_the_tool_names_their_nodes():
+    crashes = {"lstm-basic": (7, "LSTM__27613", "2=2 != 1"), "lstm-seed-question": (7, "LSTM__3047", "2=2 != 1"),
+               "stacked-lstm-2": (4, "LSTM__47428", "2=2 != 1"),
+               "lstm-batch1": (4, "LSTM__27748", "1=1 != 3"),       # another value: told apart
+               "gru-reset-after-basic": (7, "GRU__27613", "2=2 != 1")}  # another op: told apart
+    cases = [{"fixture": fixture, "impl": "tract", "status": "crashed", "reason": TRACT % words, "size": size}
+             for size, (fixture, words) in enumerate(crashes.items(), start=1)]
+    found = findings.divergences({"ports-tract": {"cases": cases}})
+    assert sorted(sorted(d.fixtures) for d in found) == [
+        ["gru-reset-after-basic"], ["lstm-basic", "lstm-seed-question", "stacked-lstm-2"], ["lstm-batch1"]]
+    merged = max(found, key=lambda d: len(d.fixtures))
+    assert 'Evaluating #… "LSTM__…" Scan' in merged.what and "2=2 != 1" in merged.what
+    assert merged.smallest == "lstm-basic"
+    assert findings.normalised("'fixture_1/rnn_12/zeros_1' and \"float16\"") == "'fixture_…/rnn_…/zeros_…' and \"float16\""
