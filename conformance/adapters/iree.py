@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -69,14 +70,17 @@ def target() -> str:
     return f"{BACKEND} {platform.machine()} cpu={TARGET_CPU}"
 
 
-def _failure(step: str, text: str) -> ConversionError:
-    """IREE's first error line, the op dump cut to the ONNX op it names (the dump holds every operand's type)."""
+def _failure(step: str, text: str, caught=()) -> ConversionError:
+    """IREE's first error line, the op dump cut to the ONNX op it names (the dump holds every operand's type),
+    and what the importer warned."""
     lines = [line for line in str(text).splitlines() if "error:" in line] or [str(text).strip() or "?"]
     first = re.sub(r"\S*[/\\](model\.mlir:)", r"\1", " ".join(lines[0].split()))  # the scratch folder varies
     op = re.search(r'<\{name = "(onnx\.\w+)"\}>', first)
     first = re.sub(r":\s*%\S+ = \"torch\.operator\".*", "", first) + (f" [op {op.group(1)}]" if op else "")
     return ConversionError(f"{TOOL} {distribution_version(COMPILER)} ({step}, {target()}) could not take what "
-                           f"tf2onnx {tf2onnx.tool_version()} wrote: {first[:600]}")
+                           f"tf2onnx {tf2onnx.tool_version()} wrote: {first[:600]}"
+                           + "".join(f" [iree-import-onnx warned: {' '.join(str(w.message).split())[:200]}]"
+                                     for w in caught))
 
 
 def compile_module(model: Path, folder: Path) -> None:
@@ -86,20 +90,24 @@ def compile_module(model: Path, folder: Path) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstm-conformance-iree-") as scratch:
         mlir = Path(scratch) / "model.mlir"
-        try:
-            importer.main(importer.parse_arguments([str(model), "-o", str(mlir)]))
-        except Exception as exc:
-            raise _failure("iree-import-onnx", f"{type(exc).__name__}: {exc}") from exc
+        with warnings.catch_warnings(record=True) as caught:  # the importer's notices go into the message
+            warnings.simplefilter("always")
+            try:
+                importer.main(importer.parse_arguments([str(model), "-o", str(mlir)]))
+            except Exception as exc:
+                raise _failure("iree-import-onnx", f"{type(exc).__name__}: {exc}", caught) from exc
         imported = time.perf_counter()
         try:
             compiler.compile_file(str(mlir), target_backends=[BACKEND], extra_args=list(FLAGS),
                                   output_file=str(folder / MODULE))
         except compiler.CompilerToolError as exc:
-            raise _failure("iree-compile", str(exc)) from exc
+            raise _failure("iree-compile", str(exc), caught) from exc
     done = time.perf_counter()
     (folder / META).write_text(json.dumps({"import_s": round(imported - started, 3),
                                            "compile_s": round(done - imported, 3), "target": target(),
-                                           "flags": list(FLAGS)}, indent=1, sort_keys=True))
+                                           "flags": list(FLAGS),
+                                           "warnings": sorted({str(w.message) for w in caught})[:20]},
+                                          indent=1, sort_keys=True))
 
 
 def cache_parts(model_bytes: bytes) -> dict:
