@@ -6,11 +6,14 @@ documented: ``iree-import-onnx`` (in process: ``iree.compiler.tools.import_onnx`
 shape inference and writes the torch-dialect MLIR), ``iree-compile
 --iree-hal-target-backends=llvm-cpu`` (``iree.compiler.compile_file``, which runs the compiler
 binary), then the module in ``iree.runtime`` on the ``local-sync`` driver (one thread, no task
-pool: the run cannot depend on the machine's load).
+pool: the run cannot depend on the machine's load). The guide's quickstart also upgrades the graph
+(``--opset-version 17``); the graph is imported at tf2onnx's opset instead, as the other ONNX
+runtimes take it (the upgrade changed nothing on a fused, a Loop, a float16 and a float64 graph).
 
 The compiler targets a fixed CPU, ``--iree-llvmcpu-target-cpu=generic``: the baseline ISA of
 the host's architecture (SSE2 on x86-64), never the host's own features (AVX-512 here, maybe not
-on CI), so the code and so the verdict are the same on every machine of one architecture. The
+on CI), so the code and so the verdict are the same on every machine of one architecture
+(``tests/ports/test_iree.py`` runs a module under qemu-user as a CPU without AVX: the same bytes). The
 architecture (``platform.machine()``), the flags, the IREE and ONNX versions and the graph's
 sha256 key the compiled module in the conversion cache (``conversions/iree/``: ``module.vmfb``
 and ``compile.json`` with the import and compile times). A graph IREE cannot import or compile is
