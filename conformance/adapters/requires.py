@@ -19,7 +19,8 @@ DISTRIBUTION = "lstm-conformance"
 # top-level module -> the extra of this package that installs it (or a plain pip requirement)
 EXTRA = {"keras": "keras", "tensorflow": "keras", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnx",
          "tf2onnx": "tf2onnx", "openvino": "openvino", "hypothesis": "fuzz", "matplotlib": "gallery"}
-PLAIN = {"tf_keras": "tf-keras", "ai_edge_litert": "ai-edge-litert", "hls4ml": "hls4ml"}
+PLAIN = {"tf_keras": "tf-keras", "ai_edge_litert": "ai-edge-litert", "hls4ml": "hls4ml",
+         "iree": "iree-base-compiler iree-base-runtime"}
 
 
 def _direct_url(dist) -> dict:
