@@ -41,7 +41,7 @@ from ..semantics import wrappers
 from . import keras_load, quiet, tfjs
 from .keras import LAYER_STATES, backend_name, is_keras3, keras_module, keras_version
 from .requires import check_installed, distribution_version, require
-from .tfjs.translate import _decode, _encode
+from .tfjs.translate import decode_array, encode_array
 from ..judge.contract import implementation
 
 DISTRIBUTION = "tensorflowjs"
@@ -119,7 +119,22 @@ def _chunks(fixture, input_keys) -> list[list[dict]]:
     missing = [k for k in input_keys if k not in chunks[0]]
     if missing:
         raise Unsupported(f"the model's inputs {missing} are not fed per call of a stateful fixture")
-    return [[_encode(chunk[k], bool if k == "mask" else np.float32) for k in input_keys] for chunk in chunks]
+    return [[encode_array(chunk[k], bool if k == "mask" else np.float32) for k in input_keys] for chunk in chunks]
+
+
+def _refusal(error: dict) -> str | None:
+    """A layer tfjs 4.22.0 does not have, as ``tf.loadLayersModel`` says it: a skip, as the ``tfjs`` port skips it."""
+    message = str(error.get("message", ""))
+    if error.get("phase") != "load":
+        return None
+    if "does not support reset_after" in message:
+        return (f"tfjs {tfjs.TFJS_VERSION}'s loadLayersModel refuses GRU reset_after=True ({message}); its GRUCell "
+                f"documents resetAfter 'only false is supported' (tfjs-layers/src/layers/recurrent.ts lines 1289-1294 "
+                f"and 1337-1340 at tfjs-v{tfjs.TFJS_VERSION})")
+    if message.startswith("Unknown layer: ConvLSTM1D"):
+        return (f"tfjs {tfjs.TFJS_VERSION} has no ConvLSTM1D layer, so loadLayersModel refuses the converted model "
+                "(\"Unknown layer: ConvLSTM1D\"; the tfjs port runs it as a ConvLSTM2D of width 1)")
+    return None
 
 
 def notes(fixture_id: str) -> str | None:
@@ -145,7 +160,8 @@ def info() -> dict:
     notes=notes,
     supports=supports,
     returns_trace=False,  # tfjs exposes no per-gate values
-    repro_env=(tfjs.ENV_MODULES, "TF_USE_LEGACY_KERAS"))
+    repro_env=(tfjs.ENV_MODULES, "TF_USE_LEGACY_KERAS"),
+    keras_semantics=keras_version)  # the Keras that built the model it converts: tf-keras 2 (SPEC 7.7)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``tfjs-converter``: the converter's files loaded by ``tf.loadLayersModel`` (module docstring)."""
     reason = supports(fixture)
@@ -161,6 +177,9 @@ def run(fixture) -> dict[str, np.ndarray]:
     response = tfjs.ask(request, f"fixture {fixture.id!r}", limit - min(1.0, 0.1 * limit))
     if "error" in response:
         error = response["error"]
+        refusal = _refusal(error)
+        if refusal:
+            raise Unsupported(refusal)
         stack = "\n".join("  | " + line for line in str(error.get("stack", "")).splitlines()[1:6])
         raise ConversionError(f"tfjs {tfjs.TFJS_VERSION} threw while {PHASES.get(error.get('phase'), 'running')} "
                               f"for fixture {fixture.id!r}: {error.get('name', 'Error')}: {error.get('message', '')}"
@@ -171,6 +190,6 @@ def run(fixture) -> dict[str, np.ndarray]:
         if len(outputs) != len(output_keys):
             raise ConversionError(f"tfjs {tfjs.TFJS_VERSION}: the converted model of fixture {fixture.id!r} returned "
                                   f"{len(outputs)} outputs, the Keras model has {len(output_keys)} ({output_keys})")
-        named = {key: _decode(array) for key, array in zip(output_keys, outputs)}
+        named = {key: decode_array(array) for key, array in zip(output_keys, outputs)}
         result.update(wrappers.prefixed(named, wrappers.call_prefix(k)) if calls else named)
     return result
