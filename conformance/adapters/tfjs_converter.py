@@ -93,7 +93,7 @@ def _convert(fixture, stateful: bool, out: Path) -> None:
             model.save(h5)  # what a Keras 2 user's model.save("model.h5") writes
             try:
                 converter.convert(["--input_format=keras", "--output_format=tfjs_layers_model", str(h5), str(out)])
-            except Exception as exc:  # noqa: BLE001 - the converter's own failure, reported as the tool's
+            except Exception as exc:  # the converter's own failure, reported as the tool's
                 raise ConversionError(f"tensorflowjs {distribution_version(DISTRIBUTION)}: tensorflowjs_converter "
                                       f"--input_format=keras failed for fixture {fixture.id!r}: "
                                       f"{type(exc).__name__}: {exc}") from exc
