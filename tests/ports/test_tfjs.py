@@ -81,7 +81,7 @@ def test_a_throw_inside_tfjs_is_a_crash_naming_tfjs_and_the_fixture(fresh_runner
 
     def wrong_shape(layer, weights, prefix=""):
         found = real(layer, weights, prefix)
-        found["kernel"] = tfjs.translate._encode(np.zeros((7, 16), np.float32))
+        found["kernel"] = tfjs.translate.encode_array(np.zeros((7, 16), np.float32))
         return found
     monkeypatch.setattr(tfjs.translate, "_layer_weights", wrong_shape)
     with pytest.raises(ConversionError) as caught:

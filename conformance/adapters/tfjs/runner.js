@@ -21,10 +21,17 @@
 //           {"id": N, "error": {"phase": "build"|"weights"|"run", "name", "message", "stack"}}
 //           {"id": N, "hello": {...versions...}}         (request {"op": "hello"})
 //
+// Request {"id": N, "op": "layers-model", "fixture": ..., "model": PATH of a model.json,
+//          "inputs": [[ARRAY, ...], ...] one list per call, in the model's input order,
+//          "reset_before": [K, ...]}   (the tfjs-converter port: the converter's files, as a user loads them)
+// Response: {"id": N, "results": [[ARRAY, ...], ...]}  per call, the model's outputs in its output order
+//           {"id": N, "error": {"phase": "load"|"run", ...}}
+//
 // Between requests nothing is kept but the loaded modules: every layer is disposed after its
 // request, and tf.disposeVariables() drops any variable a failed build left behind.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const readline = require('readline');
 const {createRequire} = require('module');
@@ -183,6 +190,65 @@ function execute(request, built) {
   }));
 }
 
+// tf.loadLayersModel on a model.json and its weight files, read as @tensorflow/tfjs-node's file:// handler
+// reads them (tfjs-node/src/io/file_system.ts at tfjs-v4.22.0, loadJSONModel and loadWeights): the shards of
+// every group, in the manifest's order, concatenated. (tfjs-node itself is not installed: its install
+// downloads libtensorflow from outside npm.)
+function fileHandler(modelPath) {
+  return {
+    load: async () => {
+      const modelJSON = JSON.parse(fs.readFileSync(modelPath, 'utf8'));
+      return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
+        const buffers = [];
+        const specs = [];
+        for (const group of manifest) {
+          for (const shard of group.paths) buffers.push(fs.readFileSync(path.join(path.dirname(modelPath), shard)));
+          specs.push(...group.weights);
+        }
+        const joined = Buffer.concat(buffers);
+        return [specs, joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength)];
+      });
+    },
+  };
+}
+
+// The converter's model, loaded and called with predict() once per call; resetStates() before each call
+// listed in reset_before (a stateful model carries its states from one predict() to the next).
+async function layersModel(request) {
+  let model;
+  try {
+    model = await tf.loadLayersModel(fileHandler(request.model));
+  } catch (err) {
+    throw new Phase('load', err);
+  }
+  try {
+    const resets = new Set(request.reset_before || []);
+    return inPhase('run', () => request.inputs.map((inputs, k) => tf.tidy(() => {
+      if (k > 0 && resets.has(k)) model.resetStates();
+      const xs = inputs.map(decode);
+      const result = model.predict(xs.length === 1 ? xs[0] : xs);
+      return (Array.isArray(result) ? result : [result]).map(encode);
+    })));
+  } finally {
+    release([model, ...model.layers]);
+  }
+}
+
+// Every layer disposed, with a stateful layer's kept states, and any variable left behind.
+function release(layers) {
+  for (const layer of layers) {
+    for (const rnn of [layer, layer.forwardLayer, layer.backwardLayer]) {
+      if (rnn && rnn.stateful && rnn.states_) {
+        tf.dispose(rnn.states_);
+        tf.dispose(rnn.keptStates || []);
+        rnn.states_ = null;
+      }
+    }
+    try { layer.dispose(); } catch (err) { /* already disposed */ }
+  }
+  tf.disposeVariables();
+}
+
 function describe(err) {
   const cause = err instanceof Phase ? err.cause : err;
   return {
@@ -206,6 +272,9 @@ function handle(request) {
     process.stderr.write('runner: hanging on request, as asked\n');
     for (;;) { /* spin */ }
   }
+  if (request.op === 'layers-model') {
+    return layersModel(request).then(results => ({results}), err => ({error: describe(err)}));
+  }
   let built = [];
   try {
     built = build(request);
@@ -213,17 +282,7 @@ function handle(request) {
   } catch (err) {
     return {error: describe(err)};
   } finally {
-    for (const {layer} of built) {
-      for (const rnn of [layer, layer.forwardLayer, layer.backwardLayer]) {  // a stateful layer's kept states
-        if (rnn && rnn.stateful && rnn.states_) {
-          tf.dispose(rnn.states_);
-          tf.dispose(rnn.keptStates || []);
-          rnn.states_ = null;
-        }
-      }
-      try { layer.dispose(); } catch (err) { /* already disposed */ }
-    }
-    tf.disposeVariables();
+    release(built.map(({layer}) => layer));
   }
 }
 
@@ -241,7 +300,7 @@ async function main() {
       out.write(JSON.stringify({id: null, error}) + '\n');
       continue;
     }
-    const response = handle(request);
+    const response = await handle(request);  // a promise for layers-model
     response.id = request.id;
     out.write(JSON.stringify(response) + '\n');
   }

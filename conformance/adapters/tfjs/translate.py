@@ -50,13 +50,15 @@ KERAS_DEFAULTS = {"LSTM": {"recurrent_activation": "sigmoid"},
 _NOTES: dict[str, str] = {}
 
 
-def _encode(array, dtype=np.float32) -> dict:
+def encode_array(array, dtype=np.float32) -> dict:
+    """An array as the runner reads it (shape, dtype, base64 of little-endian float32 or bool bytes)."""
     array = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
     return {"shape": list(array.shape), "dtype": "bool" if dtype is bool else "float32",
             "b64": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
-def _decode(entry: Mapping) -> np.ndarray:
+def decode_array(entry: Mapping) -> np.ndarray:
+    """A float32 array the runner wrote."""
     data = np.frombuffer(base64.b64decode(entry["b64"]), dtype="<f4")
     return data.reshape([int(n) for n in entry["shape"]]).astype(np.float32)
 
@@ -111,7 +113,7 @@ def _layer_weights(layer: str, weights: Mapping, prefix: str = "") -> dict:
         value = np.asarray(value, np.float32)
         if layer == "ConvLSTM1D" and key.rpartition("/")[2] in ("kernel", "recurrent_kernel"):
             value = value[:, None]  # (k, C, 4F) -> (k, 1, C, 4F)
-        found[key] = _encode(value)
+        found[key] = encode_array(value)
     return found
 
 
@@ -127,7 +129,7 @@ def _initial_states(layer: str, inputs: Mapping, prefix: str = "") -> list | Non
     states = [np.asarray(inputs[n], np.float32) for n in names]
     if layer == "ConvLSTM1D":
         states = [s[:, :, None] for s in states]  # (B, P, F) -> (B, P, 1, F)
-    return [_encode(s) for s in states]
+    return [encode_array(s) for s in states]
 
 
 def request_for(fixture) -> tuple[dict, list]:
@@ -161,8 +163,8 @@ def request_for(fixture) -> tuple[dict, list]:
         families = [layer]
     if "ConvLSTM1D" in families:
         x = x[:, :, :, None]  # (B, T, S, C) -> (B, T, S, 1, C)
-    request["x"] = _encode(x)
-    request["mask"] = _encode(inputs["mask"], bool) if "mask" in inputs else None
+    request["x"] = encode_array(x)
+    request["mask"] = encode_array(inputs["mask"], bool) if "mask" in inputs else None
     calls = fixture.meta.get("calls")
     if calls:
         request["calls"] = {"steps": [int(n) for n in calls["steps"]],
@@ -179,7 +181,7 @@ def _named(fixture, families: list, passes: list) -> dict:
         if len(layers) != len(families):
             raise RuntimeError(f"tfjs returned results for {len(layers)} layer(s); the fixture has {len(families)}")
         for index, (kind, arrays) in enumerate(zip(families, layers)):
-            arrays = [_decode(a) for a in arrays]
+            arrays = [decode_array(a) for a in arrays]
             if kind == "ConvLSTM1D":
                 arrays = [a[..., 0, :] if a.ndim >= 2 and a.shape[-2] == 1 else a for a in arrays]
             states = [f"state_{s}" for s in family(kind).states]
