@@ -290,8 +290,8 @@ def _check_meta(meta, where: Path) -> dict:
                                   f"{' and '.join(map(str, FORMAT_VERSIONS))})")
     needed, feature = needed_version(meta)
     if version < needed:
-        raise FixtureError(where, f"format_version {version} has no {feature}: such a fixture is format_version "
-                                  f"{needed} (SPEC 2.2)")
+        raise FixtureError(where, f"format_version {version} does not describe {feature}; a fixture with it is "
+                                  f"format_version {needed} (SPEC 2.2)")
     missing = [f for f in REQUIRED_FIELDS if f not in meta]
     if missing:
         raise FixtureError(where, f"missing required field(s): {', '.join(missing)}")
