@@ -259,7 +259,9 @@ def compose(problem: Problem, run_layer: RunLayer,
         raise Unsupported("time_major is only defined for a single, stateless layer in format v1")
     if problem.calls:
         def run_call(part: Part) -> Mapping:   # a wrapper's call is the whole wrapper on the chunk
-            return run_layer(part) if part.layer in LAYERS else compose(part, run_layer, merge)
+            if part.layer in LAYERS:
+                return run_layer(part)
+            return compose(part, lambda inner: run_layer(inner.replace(note=f"{part.note}. {inner.note}")), merge)
         if layer not in (*LAYERS, *WRAPPERS):
             family(layer)  # Unsupported for an unknown layer, naming the known ones
         return stateful(stateful_parts(problem), problem.calls, run_call)
@@ -285,7 +287,7 @@ def parts(fixture) -> list[Part]:
     problem = Problem.of(fixture)
     layer, config = problem.layer, problem.config
     if problem.calls and layer in WRAPPERS:
-        raise Unsupported(f"a stateful {layer}: explain walks the calls of one plain layer, not of a wrapper")
+        raise Unsupported(f"a stateful {layer}'s parts are known as it runs: ``compose`` hands each to run_layer")
     if problem.calls:
         return stateful_parts(problem)
     if layer == "Bidirectional":

@@ -19,7 +19,7 @@ from conformance import reference, wrappers
 from conformance.errors import Unsupported
 from conformance.fixtures import FORMAT_VERSIONS, gallery_dir, list_fixtures, needed_version
 from conformance.format.schema import schema_path
-from conformance.report.explain import ExplainError, explain_text
+from conformance.report.explain import explain_text
 from conformance.semantics.problem import Problem
 
 FIXTURES = {f.id: f for f in list_fixtures(gallery_dir()).fixtures}
@@ -113,9 +113,15 @@ def test_calls_on_an_unknown_layer_name_it_and_a_wrapper_is_no_unknown_family():
     assert "calls/2/backward/state_h" in reference.outputs(Problem.of(fixture))
 
 
-def test_explain_says_it_walks_no_stateful_wrapper():
-    with pytest.raises(ExplainError, match="a stateful Bidirectional: explain walks the calls of one plain layer"):
-        explain_text(FIXTURES["stateful-bidirectional-lstm-concat"])
+def test_explain_walks_every_copy_of_every_call_from_its_carried_states():
+    fixture = FIXTURES["stateful-bidirectional-lstm-concat"]
+    text = explain_text(fixture)
+    sections = text.split("-" * 40)
+    assert len(sections) == 2 * len(fixture.meta["calls"]["steps"])   # forward and backward, per call
+    assert "Stateful, call 1 (4 steps): starts from the states the previous call ended with. Bidirectional, " \
+           "backward half" in sections[3]
+    assert "initial h0 = zeros" in sections[1] and "initial h0 = zeros" not in sections[3]
+    assert "The reference's trace agrees with the fixture's stored trace" in text
 
 
 # -- format_version ------------------------------------------------------------------------------
