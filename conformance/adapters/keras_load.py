@@ -66,7 +66,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
         raise Unsupported("a stateful RNN(StackedRNNCells) (cell_wrapper) has no model in format v2")
     if stateful and layer == "Bidirectional":
         if config.get("return_state"):
-            raise Unsupported("a stateful Bidirectional returning its states: Keras 3.15.1's "
+            raise Unsupported("a stateful Bidirectional returning its states: Keras 3's (3.3.3 to 3.15.1) "
                               "Bidirectional.compute_mask raises a TypeError for it (bidirectional.py, line 518)")
         twin = False
     x_shape = np.shape(inputs["x"])

@@ -190,6 +190,9 @@ class Converted:
             result = self.runner(**feed)
         except RuntimeError as exc:
             flex = [op[len("CUSTOM:"):] for op in self.ops if op.startswith("CUSTOM:Flex")]
+            if not flex and "failed to prepare" in str(exc):  # e.g. SLICE of ConvLSTM3D's 6-D sequence (max 5-D)
+                raise ConversionError(f"TFLite {_tf().__version__}: the interpreter refused the converted model: "
+                                      f"{' '.join(str(exc).split())[:300]}") from exc
             if not flex:
                 raise
             # e.g. float64 and mixed precision layers: builtins alone failed, the TF ops written need the Flex delegate
