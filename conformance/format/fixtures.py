@@ -28,7 +28,7 @@ import yaml
 
 from ..errors import FixtureError
 
-FORMAT_VERSION = 2   # the newest format this loader reads (the generator writes the lowest that fits: ``needed_version``)
+FORMAT_VERSION = 2   # the newest this loader reads; a fixture carries the lowest that fits (``needed_version``)
 FORMAT_VERSIONS = (1, 2)
 YAML_NAME = "fixture.yaml"
 ARRAYS_NAME = "arrays.npz"

@@ -75,5 +75,5 @@ def test_a_stateful_wrapper_s_graph_is_stateless_with_every_part_s_states_in_and
         fixture.release()
     assert graph.input_keys == ["x", "backward/initial_state_h", "forward/initial_state_h"]
     assert graph.output_keys == ["output", "forward/state_h", "backward/state_h"]
-    layers = [graph.model.get_layer("bidirectional").forward_layer, graph.model.get_layer("bidirectional").backward_layer]
-    assert not any(layer.stateful for layer in layers)
+    bidirectional = graph.model.get_layer("bidirectional")
+    assert not bidirectional.forward_layer.stateful and not bidirectional.backward_layer.stateful
