@@ -19,7 +19,7 @@ never numbers:
   LSTM/GRU/RNN ops build an unnamed ``tf_keras.layers.RNN`` (auto-named ``rnn``, ``rnn_1``...): an
   ONNX output named ``rnn``, which is what tf2onnx writes for the gallery's layers, then makes
   tf_keras raise ``The name "rnn" is used 2 times in the model`` (SPEC 7.7: outputs are matched by
-  position, their names are not part of the contract; ``convert_as_written`` shows the clash).
+  position, their names are not part of the contract; ``run_onnx2tf`` on the graph as written shows the clash).
 
 tf_keras's layer names are process-global, so ``tf_keras.backend.clear_session()`` runs before every
 conversion: a verdict never depends on which fixtures converted before in the same worker.
@@ -28,9 +28,11 @@ The ``*_float32.tflite`` runs in ``tf.lite.Interpreter`` (one thread; it has the
 which onnx2tf's ``FlexTensorListReserve``-style ops need) through its signature runner, which sizes
 the open batch axis to what is fed. Stateful fixtures go through ``ported.run_calls`` as for every
 ONNX runtime. Conversions are cached (``conformance.cache``, ``conversions/onnx2tf/``) keyed on the
-ONNX file's sha256, the fixture key, onnx2tf's, TensorFlow's, tf_keras's, onnx's and onnxsim's
-versions and the settings above; only the .tflite and ``onnx2tf.json`` are kept. A conversion
-onnx2tf raises on is ``ConversionError`` with onnx2tf's own last line, every time, never cached.
+ONNX file's sha256, tf2onnx's key versions, the versions of onnx2tf, TensorFlow, tf_keras, onnx,
+onnxsim, onnx-graphsurgeon and ai-edge-litert, and the settings above; only the .tflite and
+``onnx2tf.json`` (its TFLite ops, the conversion time) are kept. A conversion onnx2tf raises on is
+``ConversionError`` with onnx2tf's own error (and the onnx2tf op file it came from), every time, never
+cached; so is a .tflite the interpreter cannot run.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from .requires import check_installed, distribution_version, require
 from ..judge.contract import implementation
 
 TOOL = "onnx2tf"
-LEGACY = "TF_USE_LEGACY_KERAS"
+CHANGED_AT_IMPORT = ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL")
 LAYOUT = 1                      # bump when what this adapter writes into a cache entry changes
 MODEL = "model_float32.tflite"
 META = "onnx2tf.json"
@@ -71,19 +73,20 @@ _DONE = threading.local()      # .note: onnx2tf's part of the fixture's note, le
 
 @functools.lru_cache(maxsize=None)
 def _onnx2tf():
-    """onnx2tf, imported without its side effect on the process: its import sets ``TF_USE_LEGACY_KERAS=1``
-    (onnx2tf.py line 27), which would turn the Keras the suite loads models with into tf_keras.
-    onnx2tf itself uses ``tf_keras`` by name, never ``tf.keras``."""
+    """onnx2tf, imported without its side effects on the process: its import sets ``TF_CPP_MIN_LOG_LEVEL=3`` and
+    ``TF_USE_LEGACY_KERAS=1`` (onnx2tf.py lines 26-27 at 1.29.24); the second would turn the Keras the suite
+    loads models with into tf_keras. onnx2tf itself uses ``tf_keras`` by name, never ``tf.keras``."""
     keras_load.keras_module()  # the environment's Keras, chosen before onnx2tf's import can change it
-    saved = os.environ.get(LEGACY)
+    saved = {name: os.environ.get(name) for name in CHANGED_AT_IMPORT}
     try:
         with quiet.importing("tensorflow", "tf_keras", "onnx2tf"):
             return require("onnx2tf")
     finally:
-        if saved is None:
-            os.environ.pop(LEGACY, None)
-        else:
-            os.environ[LEGACY] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def versions() -> dict:
@@ -200,11 +203,6 @@ class Session:
                                   f"{distribution_version('onnx2tf')} wrote: {type(exc).__name__}: "
                                   f"{' '.join(str(exc).split())[:600]}") from exc
         return {key: np.asarray(values[name]) for key, name in self.outputs.items()}
-
-
-def convert_as_written(onnx_path: Path, folder: Path) -> float:
-    """onnx2tf on tf2onnx's graph with its output names as tf2onnx wrote them (the finding the renaming avoids)."""
-    return run_onnx2tf(Path(onnx_path), Path(folder))
 
 
 def notes(fixture_id: str) -> str | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -32,9 +35,19 @@ def test_an_output_named_rnn_as_tf2onnx_writes_it_clashes_with_onnx2tfs_own_rnn_
     graph = ported.keras_graph(fixture)
     tf2onnx.convert(graph, tmp_path, tf2onnx.opset())
     with pytest.raises(ConversionError, match=r'The name "rnn" is used 2 times in the model'):
-        onnx2tf.convert_as_written(tmp_path / tf2onnx.MODEL, tmp_path / "out")
+        onnx2tf.run_onnx2tf(tmp_path / tf2onnx.MODEL, tmp_path / "out")
 
 
 def test_a_loop_graph_is_a_conversion_error_naming_onnx2tfs_loop_op():
     with pytest.raises(ConversionError, match=r"onnx2tf .*TensorArray.*onnx2tf/ops/Loop\.py:\d+"):
         onnx2tf.run(FIXTURES["lstm-mask-trailing"].isolated())
+
+
+def test_importing_onnx2tf_leaves_the_process_keras_as_it_was(monkeypatch):
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    for name in [m for m in sys.modules if m == "onnx2tf" or m.startswith("onnx2tf.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, its module code runs again
+    monkeypatch.setattr(onnx2tf, "_onnx2tf", functools.lru_cache(onnx2tf._onnx2tf.__wrapped__))
+    module = onnx2tf._onnx2tf()  # onnx2tf's import sets TF_USE_LEGACY_KERAS=1 (its onnx2tf.py, line 27)
+    assert callable(module.convert)
+    assert "TF_USE_LEGACY_KERAS" not in os.environ
