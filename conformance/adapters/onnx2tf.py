@@ -47,6 +47,7 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -107,12 +108,14 @@ def positional(proto):
 
 
 def _said(exc: BaseException) -> str:
-    """onnx2tf's error in one line: the first line, the innermost ``...Error: ...`` line of a Keras layer's
-    report, and the onnx2tf op file it was raised in."""
+    """onnx2tf's error in one line: the first line, then what a Keras layer's report says inside (its
+    ``...Error: ...`` line, else its second line), and the onnx2tf op file it was raised in."""
     lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
     inner = [line for line in lines[1:] if re.match(r"\w+(Error|Exception): ", line)]
+    if not inner and len(lines) > 1 and not lines[1].startswith(("Call arguments", "in user code")):
+        inner = [lines[1]]
     where = re.findall(r"onnx2tf/ops/(\w+\.py)\", line (\d+)", str(exc))
     text = lines[0] + (f" {inner[-1]}" if inner else "") + (f" (onnx2tf/ops/{where[-1][0]}:{where[-1][1]})"
                                                            if where else "")
@@ -174,7 +177,8 @@ class Session:
         folder, hit = cache.entry(TOOL, parts, lambda into: _convert(Path(path), into))
         meta = json.loads((folder / META).read_text())
         cls, _ = tflite.interpreter_class()
-        with quiet.calls():
+        with quiet.calls(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per fixture
             interpreter = cls(model_content=(folder / MODEL).read_bytes(), num_threads=1)
         signatures = interpreter.get_signature_list()
         if "serving_default" not in signatures:
