@@ -242,6 +242,7 @@ class _Runtime:
     repro_env=(tf2onnx.OPSET_VARIABLE,))
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``onnx2tf``."""
+    check_installed("onnx2tf")  # first: its extra pins the TensorFlow and tf2onnx stack, not tf2onnx's extra
     tf2onnx._tf2onnx()
     _onnx2tf()
     _DONE.note = ""
