@@ -44,6 +44,7 @@ import io
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -226,13 +227,6 @@ def info() -> dict:
     return details
 
 
-class _Runtime:
-    """What ``tf2onnx._run`` asks of a runtime; each ``Session`` leaves its part of the fixture's note here."""
-    Session = Session
-    check = staticmethod(check)
-    NOTES = NOTES
-
-
 @implementation(
     info=info,
     notes=notes,
@@ -247,7 +241,7 @@ def run(fixture) -> dict[str, np.ndarray]:
     _onnx2tf()
     _DONE.note = ""
     with quiet.calls():
-        result = tf2onnx._run(fixture, runtime=_Runtime)
+        result = tf2onnx._run(fixture, runtime=sys.modules[__name__])  # its Session, check and NOTES
     with _LOCK:
         NOTES[fixture.id] = NOTES.get(fixture.id, "") + _DONE.note
     return result
