@@ -18,7 +18,8 @@ from ..errors import BrokenLibrary, Unsupported
 DISTRIBUTION = "lstm-conformance"
 # top-level module -> the extra of this package that installs it (or a plain pip requirement)
 EXTRA = {"keras": "keras", "tensorflow": "keras", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnx",
-         "tf2onnx": "tf2onnx", "openvino": "openvino", "hypothesis": "fuzz", "matplotlib": "gallery"}
+         "tf2onnx": "tf2onnx", "openvino": "openvino", "hypothesis": "fuzz", "matplotlib": "gallery",
+         "onnx2tf": "onnx2tf"}
 PLAIN = {"tf_keras": "tf-keras", "ai_edge_litert": "ai-edge-litert", "hls4ml": "hls4ml",
          "iree": "iree-base-compiler iree-base-runtime"}
 
