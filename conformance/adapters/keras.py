@@ -324,27 +324,82 @@ def compute_stacked_cells(config: Mapping, weights: Mapping, inputs: Mapping) ->
 
 
 def compute_stateful(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, calls: Mapping,
-                     activation_overrides: Mapping[str, Callable] | None = None) -> dict:
-    """One ``stateful=True`` layer called once per chunk, with ``reset_state`` where the fixture says.
+                     activation_overrides=None) -> dict:
+    """A ``stateful=True`` layer (a plain one, a Bidirectional of two, or every layer of a stack) called once
+    per chunk, with ``reset_state`` where the fixture says.
 
-    States are read from the layer's state variables after each call (direct calls: Keras 3 does
-    not carry state across ``predict()``).
+    States are read from the layers' state variables after each call (direct calls: Keras 3 does not carry
+    state across ``predict()``). A stateful Bidirectional is built without ``return_state``: Keras 3.15.1's
+    ``Bidirectional.compute_mask`` raises a TypeError for a stateful one that returns its states.
     """
     chunks = split_calls(inputs, calls)
-    instance = build_layer(layer, {**config, "stateful": True}, (np.shape(inputs["x"])[0], *np.shape(chunks[0]["x"])[1:]),
-                           activation_overrides)
-    instance.set_weights(ordered_weights(instance, weights))
-    reset = getattr(instance, "reset_state", None) or instance.reset_states
+    shape = (np.shape(inputs["x"])[0], *np.shape(chunks[0]["x"])[1:])
+    call, reset, holders = stateful_layers(layer, config, weights, shape, activation_overrides)
     result = {}
     for k, chunk in enumerate(chunks):
         if k in calls.get("reset_before", ()):
             reset()
-        values = call_layer(instance, layer, chunk)
-        out = {"output": values[0]}
-        out.update({f"state_{name}": np.asarray(variable.numpy())
-                    for name, variable in zip(LAYER_STATES[layer], instance.states)})
+        out = call(chunk)
+        for prefix, instance, family_layer in holders:
+            out.update({wrappers.join(prefix, f"state_{name}"): np.asarray(variable.numpy())
+                        for name, variable in zip(LAYER_STATES[family_layer], instance.states)})
         result.update(wrappers.prefixed(out, wrappers.call_prefix(k)))
     return result
+
+
+def stateful_layers(layer: str, config: Mapping, weights: Mapping, shape: Sequence[int], activation_overrides=None):
+    """The stateful Keras layer(s) of a fixture: ``call(chunk) -> outputs``, ``reset()`` (the wrapper's own for a
+    Bidirectional) and ``[(prefix, layer holding states, its family)]``."""
+    keras = keras_module()
+    if layer == "Bidirectional":
+        inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+        merge_mode = config.get("merge_mode", "concat")
+        sub = make_layer(config["wrapped"], {**inner, "stateful": True}, activation_overrides)
+        bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode)
+        bidi.build(tuple(shape))
+        halves = (bidi.forward_layer, bidi.backward_layer)
+        for half, name in zip(halves, wrappers.HALVES):
+            half.set_weights(ordered_weights(half, _sub(weights, name)))
+
+        def call(chunk):
+            kwargs = {"training": False}
+            if "mask" in chunk:
+                kwargs["mask"] = _tensor(np.asarray(chunk["mask"], bool), "bool")
+            values = bidi(_tensor(np.asarray(chunk["x"], np.float32)), **kwargs)
+            if merge_mode is None:
+                return {wrappers.join(half, "output"): _numpy(v) for half, v in zip(wrappers.HALVES, values)}
+            return {"output": _numpy(values)}
+        return call, _reset(bidi), [(name, half, config["wrapped"]) for name, half in zip(wrappers.HALVES, halves)]
+    if layer == "Stacked":
+        if config.get("cell_wrapper"):
+            raise Unsupported("a stateful RNN(StackedRNNCells) (cell_wrapper) is not in format v2")
+        built, x_shape = [], tuple(shape)
+        for k, sub in enumerate(config["layers"]):
+            prefix = wrappers.layer_prefix(k)
+            instance = build_layer(sub["layer"], {**sub["config"], "stateful": True}, x_shape,
+                                   (activation_overrides or {}).get(prefix))
+            instance.set_weights(ordered_weights(instance, _sub(weights, prefix)))
+            built.append((prefix, instance, sub["layer"]))
+            x_shape = (*x_shape[:2], *FAMILIES[sub["layer"]].state_shape(sub["config"], x_shape)[1:])
+
+        def call(chunk):
+            source = chunk["x"]
+            for _, instance, family_layer in built:
+                source = call_layer(instance, family_layer, {**chunk, "x": source})[0]
+            return {"output": source}
+
+        def reset():
+            for _, instance, _ in built:
+                _reset(instance)()
+        return call, reset, built
+    instance = build_layer(layer, {**config, "stateful": True}, shape, activation_overrides)
+    instance.set_weights(ordered_weights(instance, weights))
+    return (lambda chunk: {"output": call_layer(instance, layer, chunk)[0]}), _reset(instance), [("", instance, layer)]
+
+
+def _reset(instance):
+    """A stateful layer's (or Bidirectional's: both copies') ``reset_state`` (Keras 3), ``reset_states`` (Keras 2)."""
+    return getattr(instance, "reset_state", None) or instance.reset_states
 
 
 def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, activation_overrides=None,

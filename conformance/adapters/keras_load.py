@@ -55,12 +55,20 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     states are outputs only where the config returns them). ``stateful``: time axis
     left open and the layers built stateful, so chunks can be fed one call at a time;
     ``open_time``: time axis left open, layers stateless (a converted port's stateful calls).
+    A stateful Bidirectional has no twin and outputs no states: Keras 3.15.1's ``Bidirectional.compute_mask``
+    raises a TypeError for a stateful one returning its states, so its states are read from the layer's
+    variables (``state_variables``).
     """
     keras = keras_module()
     if layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"no Keras model for layer {layer!r}")
-    if stateful and layer not in LAYER_STATES:
-        raise Unsupported(f"stateful {layer} fixtures have no model")
+    if stateful and layer == "Stacked" and config.get("cell_wrapper"):
+        raise Unsupported("a stateful RNN(StackedRNNCells) (cell_wrapper) has no model in format v2")
+    if stateful and layer == "Bidirectional":
+        if config.get("return_state"):
+            raise Unsupported("a stateful Bidirectional returning its states: Keras 3's (3.3.3 to 3.15.1) "
+                              "Bidirectional.compute_mask raises a TypeError for it (bidirectional.py, line 518)")
+        twin = False
     x_shape = np.shape(inputs["x"])
     steps = None if stateful or open_time else x_shape[1]
     symbolic: dict = {}
@@ -109,7 +117,7 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
             source = recurrent(sub["layer"], sub["config"], _sub(weights, prefix), source, f"rnn_{k}", prefix)
         outputs["output"] = source
     else:
-        outputs.update(_bidirectional(keras, config, weights, x, mask, symbolic, twin))
+        outputs.update(_bidirectional(keras, config, weights, x, mask, symbolic, twin, stateful))
     keys = [k for k in symbolic]
     out_keys = [k for k in outputs if k.endswith("output")] + [k for k in outputs if not k.endswith("output")]
     model = keras.Model([symbolic[k] for k in keys], [outputs[k] for k in out_keys], name="fixture")
@@ -143,7 +151,7 @@ def _stacked_cells(config, weights, x, mask, symbolic, twin: bool, stateful: boo
     return named
 
 
-def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dict:
+def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool, stateful: bool = False) -> dict:
     inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
     wrapped, merge_mode = config["wrapped"], config.get("merge_mode", "concat")
     state_names = LAYER_STATES[wrapped]
@@ -155,7 +163,7 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
         configured = returns_state == bool(inner.get("return_state", False))
         # explicit names: auto-names count layers made earlier in the process, and land in the file
         sub = make_layer(wrapped, {**inner, "return_state": returns_state}, **PORTABLE_INITIALIZERS,
-                         name="rnn" if configured else "rnn_final_state")
+                         **({"stateful": True} if stateful else {}), name="rnn" if configured else "rnn_final_state")
         bidi = keras.layers.Bidirectional(sub, merge_mode=merge_mode,
                                           name="bidirectional" if configured else "bidirectional_final_state")
         call = {"mask": mask} if mask is not None else {}
@@ -173,6 +181,21 @@ def _bidirectional(keras, config, weights, x, mask, symbolic, twin: bool) -> dic
             if states:
                 named[wrappers.join(half, f"state_{s}")] = states[k * len(state_names) + j]
     return named
+
+
+def state_variables(model) -> dict:
+    """The final states a stateful model holds but does not output, by contract name: a Bidirectional's halves'
+    state variables (``forward/state_h``, ...), read after each call."""
+    found = {}
+    for layer in model.layers:
+        halves = [getattr(layer, f"{half}_layer", None) for half in wrappers.HALVES]
+        if all(getattr(half, "stateful", False) for half in halves):
+            for name, half in zip(wrappers.HALVES, halves):
+                states = LAYER_STATES.get(type(half).__name__)
+                if states is None:
+                    raise Unsupported(f"a stateful Bidirectional over {type(half).__name__}")
+                found.update({wrappers.join(name, f"state_{s}"): v for s, v in zip(states, half.states)})
+    return found
 
 
 def reset_states(model) -> None:
@@ -259,11 +282,13 @@ def _run(fixture) -> dict[str, np.ndarray]:
         return dict(zip(output_keys, _call(model, input_keys, fixture.inputs)))
     from ..semantics.wrappers import split_calls
     result = {}
+    held = {k: v for k, v in state_variables(model).items() if k not in output_keys}
     for k, chunk in enumerate(split_calls(fixture.inputs, calls)):
         if k in calls.get("reset_before", ()):
             reset_states(model)
-        result.update({wrappers.join(wrappers.call_prefix(k), name): v
-                       for name, v in zip(output_keys, _call(model, input_keys, chunk))})
+        out = dict(zip(output_keys, _call(model, input_keys, chunk)))
+        out.update({name: np.asarray(variable.numpy()) for name, variable in held.items()})
+        result.update(wrappers.prefixed(out, wrappers.call_prefix(k)))
     return result
 
 

@@ -128,7 +128,8 @@ def cpu_capabilities() -> dict:
 def cache_parts(fixture) -> dict:
     """What a conversion depends on: the fixture (its digest covers config, weights and model file), the tools, how."""
     return {"fixture": cache.fixture_key(fixture), "openvino": distribution_version("openvino"),
-            **ported.keras_versions(), "stateless_for_calls": bool(fixture.meta.get("calls")), "layout": LAYOUT, **SETTINGS}
+            **ported.keras_versions(), "stateless_for_calls": ported.STATELESS if fixture.meta.get("calls") else False,
+            "layout": LAYOUT, **SETTINGS}
 
 
 def _one_line(exc: BaseException, limit: int = 800) -> str:

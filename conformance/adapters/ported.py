@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import Unsupported
 from ..semantics.wrappers import call_prefix, carries, join, prefixed, split_calls, sub_mapping
+from ..format.model_file import stateless
 from . import keras_load
 
 Feed = Callable[[dict], dict]   # {contract input key: array} -> {contract output key: array}
@@ -61,10 +62,14 @@ def keras_graph(fixture) -> Graph:
     return Graph(model, list(entry["inputs"]), list(entry["outputs"]), f"model file {entry['name']}")
 
 
+STATELESS = "built stateless (stateful fixture; stateful=False)"   # its source, in the converters' cache keys
+
+
 def stateless_model(fixture) -> Graph:
     """A stateful fixture's layers, stateless, time axis open, initial states as inputs (zeros when not fed).
 
-    Stateful fixtures hold one plain layer, so call 0's final states (``calls/0/state_h``...) name them.
+    Call 0's final states (``calls/0/state_h``, ``calls/0/forward/state_c``...) name the initial states. The
+    layers are built with ``stateful=False``: a stateful Bidirectional cannot return its states in Keras 3.
     """
     batch = int(np.shape(fixture.inputs["x"])[0])
     inputs = dict(fixture.inputs)
@@ -73,8 +78,9 @@ def stateless_model(fixture) -> Graph:
         shape = fixture.meta["arrays"][join(call_prefix(0), key)]["shape"][1:]
         inputs.setdefault(state_input(key), np.zeros((batch, *shape), np.float32))
     model, input_keys, output_keys = keras_load.contract_model(
-        fixture.layer, fixture.config, fixture.weights, inputs, batch_size=batch, open_time=True)
-    return Graph(model, input_keys, output_keys, "built stateless (stateful fixture)")
+        fixture.layer, stateless(fixture.layer, fixture.config), fixture.weights, inputs, batch_size=batch,
+        open_time=True)
+    return Graph(model, input_keys, output_keys, STATELESS)
 
 
 def run_calls(fixture, graph: Graph, feed: Feed) -> dict[str, np.ndarray]:

@@ -28,7 +28,8 @@ import yaml
 
 from ..errors import FixtureError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # the newest this loader reads; a fixture carries the lowest that fits (``needed_version``)
+FORMAT_VERSIONS = (1, 2)
 YAML_NAME = "fixture.yaml"
 ARRAYS_NAME = "arrays.npz"
 SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -262,12 +263,35 @@ class Fixture:
         return f"<Fixture {self.citation} {self.layer}>"
 
 
+def needed_version(meta: Mapping) -> tuple[int, str | None]:
+    """The lowest format_version that describes a fixture, and what in it needs more than format 1 (SPEC 2.2).
+
+    Format 2 adds ``calls`` on a Bidirectional or a Stacked (stateful wrappers) and the ConvLSTM3D layer. A
+    format-1 reader must refuse those (it reads format_version 1 only) rather than run them as it knows
+    how: every other fixture stays format 1, so its digest and citation never change.
+    """
+    layer, config = meta.get("layer"), meta.get("config")
+    if meta.get("calls") and layer in ("Bidirectional", "Stacked"):
+        return 2, f"calls on a {layer} (a stateful wrapper)"
+    config = config if isinstance(config, Mapping) else {}
+    subs = [sub.get("layer") for sub in config.get("layers", ()) if isinstance(sub, Mapping)] \
+        if isinstance(config.get("layers"), list) else []
+    if "ConvLSTM3D" in (layer, config.get("wrapped"), *subs):
+        return 2, "a ConvLSTM3D layer"
+    return 1, None
+
+
 def _check_meta(meta, where: Path) -> dict:
     if not isinstance(meta, dict):
         raise FixtureError(where, f"expected a mapping at the top level, got {type(meta).__name__}")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise FixtureError(where, f"unknown format_version {version!r} (this loader reads {FORMAT_VERSION})")
+    if type(version) is not int or version not in FORMAT_VERSIONS:
+        raise FixtureError(where, f"unknown format_version {version!r} (this loader reads "
+                                  f"{' and '.join(map(str, FORMAT_VERSIONS))})")
+    needed, feature = needed_version(meta)
+    if version < needed:
+        raise FixtureError(where, f"format_version {version} does not describe {feature}; a fixture with it is "
+                                  f"format_version {needed} (SPEC 2.2)")
     missing = [f for f in REQUIRED_FIELDS if f not in meta]
     if missing:
         raise FixtureError(where, f"missing required field(s): {', '.join(missing)}")

@@ -53,6 +53,14 @@ def returning_states(layer: str, config: Mapping) -> dict:
     return {**config, "return_state": True}
 
 
+def stateless(layer: str, config: Mapping) -> dict:
+    """The fixture config with ``stateful`` dropped from every recurrent layer (a converted port's stateless graph)."""
+    if layer == "Stacked":
+        return {**config, "layers": [{**sub, "config": {k: v for k, v in sub["config"].items() if k != "stateful"}}
+                                     for sub in config["layers"]]}
+    return {k: v for k, v in config.items() if k != "stateful"}
+
+
 
 # -- the model file ------------------------------------------------------------------------------
 

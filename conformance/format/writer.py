@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import yaml
 
-from .fixtures import ARRAYS_NAME, FORMAT_VERSION, YAML_NAME, array_sha256, compute_digest
+from .fixtures import ARRAYS_NAME, YAML_NAME, array_sha256, compute_digest, needed_version
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same arrays give the same bytes
 
@@ -42,7 +42,7 @@ def array_entries(arrays: Mapping[str, np.ndarray]) -> dict:
 
 def finish_meta(meta: Mapping, arrays: Mapping[str, np.ndarray]) -> dict:
     """Add ``format_version``, the ``arrays`` table and the ``digest`` to a fixture's metadata."""
-    full = {"format_version": FORMAT_VERSION, **meta, "arrays": array_entries(arrays)}
+    full = {"format_version": needed_version(meta)[0], **meta, "arrays": array_entries(arrays)}
     full.pop("digest", None)
     full["digest"] = compute_digest(full)
     return full

@@ -12,6 +12,7 @@ from ..errors import Unsupported
 from ..format.fixtures import Fixture
 from ..semantics import wrappers
 from ..semantics.families import family
+from ..semantics.problem import Problem
 from ..semantics.wrappers import Part
 from .gallery import fence, fmt, shape_text, trace_keys
 
@@ -97,6 +98,18 @@ def _walk(part: Part, batch: int, precision: int | None = None) -> tuple[list[st
     return body, result
 
 
+def _as_run(fixture: Fixture) -> list[Part]:
+    """The plain layers of a fixture in the order the reference runs them, each with the inputs it was given."""
+    from ..semantics import reference
+    seen = []
+
+    def run_layer(part: Part) -> dict:
+        seen.append(part.replace(inputs=dict(part.inputs)))
+        return reference.layer_outputs(part)
+    wrappers.compose(Problem.of(fixture), run_layer)
+    return seen
+
+
 def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None) -> str:
     """The seed question answered for one fixture: gate columns, then every step of one batch row
     (values float32-exact, or with ``precision`` fixed decimals)."""
@@ -106,16 +119,18 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
     if not 0 <= batch < n_batch:
         raise ExplainError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
     calls = fixture.meta.get("calls")
+    # a stateful wrapper: every plain layer as the wrapper ran it, its x and carried states filled in
+    recorded = calls and fixture.layer in wrappers.WRAPPERS
     try:
-        parts = wrappers.parts(fixture)
+        parts = _as_run(fixture) if recorded else wrappers.parts(fixture)
     except Unsupported as exc:
         raise ExplainError(f"explain is not supported for {fixture.id}: {exc}; "
                          f"`lstm-conformance show {fixture.id}` prints its weights sliced by gate") from None
     body, last = [], None
     for k, part in enumerate(parts):
-        if fixture.layer == "Stacked" and last is not None:
+        if not recorded and fixture.layer == "Stacked" and last is not None:
             part.inputs["x"] = last["output"]
-        if calls and wrappers.carries(calls, k):
+        if not recorded and calls and wrappers.carries(calls, k):
             part.inputs.update(wrappers.final_states(last))
         lines, last = _walk(part, batch, precision)
         body += [*(["", "-" * 40] if body else []), *lines]

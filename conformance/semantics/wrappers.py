@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import Unsupported
-from .families import LAYERS, family
+from .families import LAYERS, WRAPPERS, family
 from .problem import Problem
 
 MERGES = {
@@ -95,9 +95,21 @@ def split_calls(inputs: Mapping, calls: Mapping) -> list[dict]:
     return [{k: v[:, a:b] for k, v in inputs.items() if k in ("x", "mask")} for a, b in zip(edges[:-1], edges[1:])]
 
 
+def is_state(name: str) -> bool:
+    """Whether ``name`` is a final state, of a plain layer or of a wrapper's part (``layers/1/state_c``)."""
+    return name.rpartition("/")[2].startswith("state_")
+
+
+def initial_state_name(name: str) -> str:
+    """The initial state a final state feeds: ``state_h`` -> ``initial_state_h``,
+    ``forward/state_c`` -> ``forward/initial_state_c``, ``layers/1/state_h`` -> ``layers/1/initial_state_h``."""
+    head, _, last = name.rpartition("/")
+    return join(head, f"initial_{last}")
+
+
 def final_states(result: Mapping) -> dict:
-    """A layer's final states as the next call's initial states (``state_h`` -> ``initial_state_h``)."""
-    return {f"initial_state_{k[len('state_'):]}": v for k, v in result.items() if k.startswith("state_")}
+    """A layer's (or a wrapper's, every part's) final states as the next call's initial states."""
+    return {initial_state_name(k): v for k, v in result.items() if k != "trace" and is_state(k)}
 
 
 # -- time_major (Keras 2 only) ------------------------------------------------------------------
@@ -201,7 +213,8 @@ def stacked(parts: list[Part], run_layer: RunLayer) -> dict:
 
 
 def stateful_parts(problem: Problem) -> list[Part]:
-    """One part per call: the same layer and weights, the call's chunk of ``x`` and ``mask``."""
+    """One part per call: the same layer (a plain one, a Bidirectional or a stack) and weights, the call's chunk
+    of ``x`` and ``mask``; a wrapper's part is composed as a whole, its states carried per direction or layer."""
     calls = problem.calls
     resets = set(calls.get("reset_before", ()))
     return [Part(prefix=call_prefix(k), layer=problem.layer, config=problem.config, weights=problem.weights,
@@ -219,7 +232,12 @@ def carries(calls: Mapping, k: int) -> bool:
 
 
 def stateful(parts: list[Part], calls: Mapping, run_layer: RunLayer) -> dict:
-    """A stateful layer called once per chunk: final states carried to the next call, except after a reset."""
+    """A stateful layer called once per chunk: final states carried to the next call, except after a reset.
+
+    ``run_layer`` runs one call's part. For a Bidirectional every call runs both halves on the chunk, each from
+    its own carried states: the backward copy reads each chunk backwards, from the states it ended the previous
+    chunk with (Keras keeps one state per stateful copy); a stack carries each layer's. A reset resets all.
+    """
     result: dict = {"trace": {}}
     carried: dict = {}
     for k, part in enumerate(parts):
@@ -240,7 +258,13 @@ def compose(problem: Problem, run_layer: RunLayer,
     if config.get("time_major") and (problem.calls or layer not in LAYERS):
         raise Unsupported("time_major is only defined for a single, stateless layer in format v1")
     if problem.calls:
-        return stateful(stateful_parts(problem), problem.calls, run_layer)
+        def run_call(part: Part) -> Mapping:   # a wrapper's call is the whole wrapper on the chunk
+            if part.layer in LAYERS:
+                return run_layer(part)
+            return compose(part, lambda inner: run_layer(inner.replace(note=f"{part.note}. {inner.note}")), merge)
+        if layer not in (*LAYERS, *WRAPPERS):
+            family(layer)  # Unsupported for an unknown layer, naming the known ones
+        return stateful(stateful_parts(problem), problem.calls, run_call)
     if layer == "Bidirectional":
         return merge(config, {p.prefix: run_layer(p) for p in bidirectional_parts(problem)})
     if layer == "Stacked":
@@ -262,6 +286,8 @@ def parts(fixture) -> list[Part]:
     """The plain layers a fixture is made of (explain walks them; a stack's later ``x`` is filled in as it runs)."""
     problem = Problem.of(fixture)
     layer, config = problem.layer, problem.config
+    if problem.calls and layer in WRAPPERS:
+        raise Unsupported(f"a stateful {layer}'s parts are known as it runs: ``compose`` hands each to run_layer")
     if problem.calls:
         return stateful_parts(problem)
     if layer == "Bidirectional":

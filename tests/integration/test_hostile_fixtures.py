@@ -250,8 +250,14 @@ CATALOGUE = [
         r"expected a mapping at the top level, got list"),
     Bad("yaml-is-a-folder", _yaml_dir, "listing", r"no fixture\.yaml \(or it is not a regular file\)"),
     Bad("no-yaml", _no_yaml, "listing", r"no fixture\.yaml"),
-    Bad("format-version-2", _meta(lambda m: m.update(format_version=2)),
-        "listing", r"unknown format_version 2 \(this loader reads 1\)"),
+    Bad("format-version-3", _meta(lambda m: m.update(format_version=3)),
+        "listing", r"unknown format_version 3 \(this loader reads 1 and 2\)"),
+    Bad("format-version-1-conv-lstm3d", _meta(lambda m: m.update(layer="ConvLSTM3D")),
+        "listing", r"format_version 1 does not describe a ConvLSTM3D layer; a fixture with it is format_version 2"),
+    Bad("format-version-1-stateful-bidirectional", _meta(lambda m: m.update(
+        layer="Bidirectional", calls={"steps": [1, 1]})), "listing",
+        r"format_version 1 does not describe calls on a Bidirectional \(a stateful wrapper\); a fixture with it is "
+        r"format_version 2"),
     Bad("format-version-string", _meta(lambda m: m.update(format_version="1")),
         "listing", r"unknown format_version '1'"),
     Bad("missing-field-tolerance", _meta(lambda m: m.pop("tolerance")),

@@ -21,8 +21,9 @@ from conformance.suite import Case, judge
 
 BUILT_IN = ("numpy-reference", "keras", "keras-load", "tflite", "torch", "onnxruntime")
 ONE_PER_FAMILY = ("lstm-basic", "gru-reset-after-basic", "gru-reset-before-basic", "simple-rnn-basic",
-                  "conv-lstm1d-basic", "conv-lstm2d-basic",
+                  "conv-lstm1d-basic", "conv-lstm2d-basic", "conv-lstm3d-basic",
                   "bidirectional-lstm-concat-sequences", "stacked-lstm-gru", "stateful-lstm-three-calls",
+                  "stateful-bidirectional-lstm-concat", "stateful-stacked-lstm-gru",
                   # built from cells (one RNN stepping a stack of cells), and Keras 2's time-major layout
                   "rnn-lstm-cell", "rnn-stacked-cells-mask", "lstm-time-major")
 

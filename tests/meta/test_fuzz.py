@@ -131,7 +131,7 @@ def test_in_memory_fixture_passes_the_loaders_checks_and_equals_its_written_copy
     (lambda meta, arrays: arrays.pop("kernel"), "'kernel' listed in its metadata is missing"),
     (lambda meta, arrays: arrays.update(extra=np.zeros(1, np.float32)), "not listed in its metadata: extra"),
     (lambda meta, arrays: meta.update(layer="LSTMX"), "digest mismatch"),
-    (lambda meta, arrays: meta.update(format_version=2), "unknown format_version"),
+    (lambda meta, arrays: meta.update(format_version=3), "unknown format_version"),
 ])
 def test_in_memory_fixture_refuses_what_the_loader_refuses(damage, expected):
     meta, arrays = _built()

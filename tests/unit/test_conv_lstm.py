@@ -10,7 +10,7 @@ import pytest
 from conformance import Unsupported, reference
 from conformance.families import FAMILIES, conv_lstm
 
-CONV_1D, CONV_2D = FAMILIES["ConvLSTM1D"], FAMILIES["ConvLSTM2D"]
+CONV_1D, CONV_2D, CONV_3D = FAMILIES["ConvLSTM1D"], FAMILIES["ConvLSTM2D"], FAMILIES["ConvLSTM3D"]
 
 
 def direct_conv(x, kernel, strides, padding, dilation):
@@ -47,6 +47,11 @@ CASES = [  # (spatial, kernel size, strides, padding, dilation)
     ((5, 6), (2, 3), (1, 2), "valid", (1, 1)),
     ((5, 5), (3, 3), (1, 1), "same", (2, 2)),
     ((6, 5), (2, 2), (1, 1), "valid", (2, 1)),
+    ((3, 4, 4), (3, 3, 3), (1, 1, 1), "valid", (1, 1, 1)),   # ConvLSTM3D: depth, rows, columns
+    ((3, 4, 4), (2, 3, 3), (1, 1, 1), "same", (1, 1, 1)),
+    ((3, 5, 5), (3, 3, 3), (1, 2, 2), "valid", (1, 1, 1)),
+    ((4, 3, 5), (2, 2, 3), (2, 1, 2), "same", (1, 1, 1)),
+    ((5, 4, 4), (2, 2, 2), (1, 1, 1), "same", (2, 1, 2)),
 ]
 
 
@@ -58,7 +63,7 @@ def test_convolve_matches_a_direct_loop(spatial, sizes, strides, padding, dilati
     got = conv_lstm.convolve(x, kernel, strides, padding, dilation)
     want = direct_conv(x, kernel, strides, padding, dilation)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    fam = CONV_1D if len(spatial) == 1 else CONV_2D
+    fam = (CONV_1D, CONV_2D, CONV_3D)[len(spatial) - 1]
     config = {"filters": 4, "kernel_size": list(sizes), "strides": list(strides), "padding": padding,
               "dilation_rate": list(dilation)}
     assert fam.state_shape(config, (2, 1, *spatial, 3)) == got.shape
@@ -89,6 +94,11 @@ def test_weight_and_state_shapes_are_keras_layouts():
     one = CONV_1D.full_config({"filters": 2, "kernel_size": [2], "padding": "same", "use_bias": False})
     assert CONV_1D.weight_shapes(one, 5) == {"kernel": (2, 5, 8), "recurrent_kernel": (2, 2, 8)}
     assert CONV_1D.state_shape(one, (1, 3, 9, 5)) == (1, 9, 2)
+    three = CONV_3D.full_config({"filters": 2, "kernel_size": [2, 3, 3], "strides": [1, 2, 2]})
+    assert three["kernel_size"] == [2, 3, 3] and three["dilation_rate"] == [1, 1, 1]
+    assert CONV_3D.weight_shapes(three, 4) == {"kernel": (2, 3, 3, 4, 8), "recurrent_kernel": (2, 3, 3, 2, 8),
+                                               "bias": (8,)}
+    assert CONV_3D.state_shape(three, (2, 6, 3, 5, 5, 4)) == (2, 2, 2, 2, 2)   # (batch, time, 3, 5, 5, channels)
 
 
 def test_labels_name_rows_columns_and_filters():
@@ -97,6 +107,7 @@ def test_labels_name_rows_columns_and_filters():
     assert CONV_2D.label((1, 3, 0, 1), step) == "[batch 1, row 3, col 0, filter 1]"
     assert CONV_1D.label((0, 1, 4, 1), step) == "[batch 0, timestep 1, row 4, filter 1]"
     assert CONV_1D.label((0, 4, 1), step) == "[batch 0, row 4, filter 1]"
+    assert CONV_3D.label((1, 2, 0, 3, 1, 0), step) == "[batch 1, timestep 2, depth 0, row 3, col 1, filter 0]"
 
 
 def test_gate_blocks_are_sliced_from_the_last_axis_in_keras_order():

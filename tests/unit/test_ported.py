@@ -31,7 +31,9 @@ def _keras_as_the_tool(graph: ported.Graph):
 
 @pytest.mark.parametrize("fixture_id", ["lstm-mask-trailing", "bidirectional-gru-reset-before-return-state",
                                         "stateful-lstm-three-calls", "stateful-gru-reset-before",
-                                        "stateful-lstm-mask"])
+                                        "stateful-lstm-mask", "stateful-bidirectional-lstm-concat",
+                                        "stateful-bidirectional-simple-rnn-mask", "stateful-stacked-lstm-gru",
+                                        "conv-lstm3d-mask"])
 def test_keras_through_the_harness_reproduces_the_fixture(fixture_id):
     fixture = FIXTURES[fixture_id].isolated()
     try:
@@ -63,3 +65,15 @@ def test_the_state_input_of_each_state_output():
     assert ported.state_input("forward/state_c") == "forward/initial_state_c"
     assert ported.state_outputs(["output", "state_h", "layers/1/state_c", "forward/output"]) == [
         "state_h", "layers/1/state_c"]
+
+
+def test_a_stateful_wrapper_s_graph_is_stateless_with_every_part_s_states_in_and_out():
+    fixture = FIXTURES["stateful-bidirectional-gru-reset"].isolated()
+    try:
+        graph = ported.keras_graph(fixture)
+    finally:
+        fixture.release()
+    assert graph.input_keys == ["x", "backward/initial_state_h", "forward/initial_state_h"]
+    assert graph.output_keys == ["output", "forward/state_h", "backward/state_h"]
+    bidirectional = graph.model.get_layer("bidirectional")
+    assert not bidirectional.forward_layer.stateful and not bidirectional.backward_layer.stateful

@@ -95,7 +95,7 @@ NEGATIVE = [
     ("gate-past-last-axis", _set(["gates", "bias", "o"], [6, 9]), "$.gates.bias.o", False),
     ("gate-three-numbers", _set(["gates", "kernel", "i"], [0, 1, 2]), "$.gates.kernel.i", True),
     ("gate-negative-start", _set(["gates", "kernel", "i"], [-1, 2]), "$.gates.kernel.i[0]", True),
-    ("unknown-layer", _set(["layer"], "ConvLSTM3D"), "$.layer", True),
+    ("unknown-layer", _set(["layer"], "ConvLSTM4D"), "$.layer", True),
     ("bad-id", _set(["id"], "../escape"), "$.id", True),
     ("id-uppercase", _set(["id"], "LSTM-Basic"), "$.id", True),
     ("layer-not-a-string", _set(["layer"], 1), "$.layer", True),

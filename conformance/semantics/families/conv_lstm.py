@@ -1,4 +1,5 @@
-"""ConvLSTM1D and ConvLSTM2D: an LSTM whose matmuls are convolutions; gate blocks i, f, c, o; states h and c.
+"""ConvLSTM1D, ConvLSTM2D and ConvLSTM3D: an LSTM whose matmuls are convolutions over 1, 2 or 3 spatial axes;
+gate blocks i, f, c, o; states h and c.
 
 What Keras does, read in keras/src/layers/rnn/conv_lstm.py at the v3.15.1 tag (``ConvLSTMCell``):
 
@@ -143,7 +144,7 @@ def pre_activations(w, config, x, h, step):
 
 @dataclasses.dataclass(frozen=True)
 class ConvLSTMFamily(Family):
-    rank: int = 2                       # spatial axes of the convolution: 1 (ConvLSTM1D), 2 (ConvLSTM2D)
+    rank: int = 2                       # spatial axes of the convolution: 1, 2 or 3 (ConvLSTM1D/2D/3D)
 
     def units(self, config: Mapping) -> int:
         return int(config["filters"])
@@ -199,4 +200,5 @@ def _family(rank: int, axes: tuple[str, ...]) -> ConvLSTMFamily:
 
 CONV_LSTM_1D = _family(1, ("row",))
 CONV_LSTM_2D = _family(2, ("row", "col"))
-FAMILIES = (CONV_LSTM_1D, CONV_LSTM_2D)
+CONV_LSTM_3D = _family(3, ("depth", "row", "col"))
+FAMILIES = (CONV_LSTM_1D, CONV_LSTM_2D, CONV_LSTM_3D)
