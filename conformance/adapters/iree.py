@@ -40,9 +40,9 @@ from typing import Mapping
 import numpy as np
 
 from .. import cache
-from ..errors import ConversionError, Unsupported
+from ..errors import ConversionError
 from . import keras_load, quiet, tf2onnx
-from .requires import check_installed, distribution_version, require
+from .requires import distribution_version, require
 from ..judge.contract import implementation
 
 TOOL = "iree"
@@ -180,14 +180,10 @@ def notes(fixture_id: str) -> str | None:
 
 
 def info() -> dict:
-    try:
-        check_installed("iree")
-    except Unsupported as exc:
-        return {"not_installed": str(exc)}
-    return tf2onnx.converter_info({"iree_compiler": distribution_version(COMPILER),
-                                   "iree_runtime": distribution_version(RUNTIME), "target": target(),
-                                   "flags": " ".join(FLAGS), "driver": DRIVER,
-                                   "iree_cache": str(cache.conversions_dir(TOOL)) if cache.enabled() else "off"})
+    return tf2onnx.converter_info(("iree",), lambda: {
+        "iree_compiler": distribution_version(COMPILER), "iree_runtime": distribution_version(RUNTIME),
+        "target": target(), "flags": " ".join(FLAGS), "driver": DRIVER,
+        "iree_cache": str(cache.conversions_dir(TOOL)) if cache.enabled() else "off"})
 
 
 @implementation(

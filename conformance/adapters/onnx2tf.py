@@ -55,7 +55,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import cache
-from ..errors import ConversionError, Unsupported
+from ..errors import ConversionError
 from . import keras_load, quiet, tf2onnx, tflite
 from .requires import check_installed, distribution_version, require
 from ..judge.contract import implementation
@@ -216,14 +216,11 @@ def notes(fixture_id: str) -> str | None:
 
 
 def info() -> dict:
-    try:
-        for module in ("onnx2tf", "tf_keras", "onnx"):
-            check_installed(module)
-    except Unsupported as exc:
-        return {"not_installed": str(exc)}
-    details = tf2onnx.converter_info({k.replace("-", "_"): v for k, v in versions().items() if v})
-    details["settings"] = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
-    details["tflite_ops"] = ",".join(sorted(_OPS_SEEN)) or "(none converted yet)"
+    details = tf2onnx.converter_info(("onnx2tf", "tf_keras", "onnx"),
+                                     lambda: {k.replace("-", "_"): v for k, v in versions().items() if v})
+    if "not_installed" not in details:
+        details["settings"] = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
+        details["tflite_ops"] = ",".join(sorted(_OPS_SEEN)) or "(none converted yet)"
     return details
 
 

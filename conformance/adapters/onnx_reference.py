@@ -23,9 +23,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ConversionError, Unsupported
+from ..errors import ConversionError
 from . import keras_load, quiet, tf2onnx
-from .requires import check_installed, distribution_version, require
+from .requires import distribution_version, require
 from ..judge.contract import implementation
 
 TOOL = "onnx.reference"
@@ -84,11 +84,8 @@ def notes(fixture_id: str) -> str | None:
 
 
 def info() -> dict:
-    try:
-        check_installed("onnx")
-    except Unsupported as exc:
-        return {"not_installed": str(exc)}
-    return tf2onnx.converter_info({"evaluator": "onnx.reference.ReferenceEvaluator", "onnx": distribution_version("onnx")})
+    return tf2onnx.converter_info(("onnx",), lambda: {"evaluator": "onnx.reference.ReferenceEvaluator",
+                                                      "onnx": distribution_version("onnx")})
 
 
 @implementation(

@@ -244,14 +244,22 @@ def feed(chunk: Mapping[str, np.ndarray], inputs) -> dict[str, np.ndarray]:
     return fed
 
 
-def converter_info(details: dict) -> dict:
-    """A runtime's ``info()`` on tf2onnx's graph: its own ``details`` plus the converter's versions and settings."""
+def converter_info(modules: tuple[str, ...], details) -> dict:
+    """A runtime's ``info()`` on tf2onnx's graph: ``not_installed`` naming the first of ``modules`` (the runtime's
+    own) or of the converter's that is missing, else ``details()`` (called only then, it may import the runtime)
+    plus the converter's versions and settings."""
+    try:
+        for module in modules:
+            check_installed(module)
+    except Unsupported as exc:
+        return {"not_installed": str(exc)}
     converter = info()
     if "not_installed" in converter:
         return {"not_installed": converter["not_installed"]}
-    details.update({k: v for k, v in converter.items() if k not in ("api", "onnx_ops")})
-    details["converter"] = f"tf2onnx {tool_version()} ({API})"
-    return details
+    own = details()
+    own.update({k: v for k, v in converter.items() if k not in ("api", "onnx_ops")})
+    own["converter"] = f"tf2onnx {tool_version()} ({API})"
+    return own
 
 
 class Session:

@@ -26,9 +26,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ConversionError, Unsupported
+from ..errors import ConversionError
 from . import keras_load, quiet, tf2onnx
-from .requires import check_installed, distribution_version, require
+from .requires import distribution_version, require
 from ..judge.contract import implementation
 
 TOOL = "tract"
@@ -120,11 +120,8 @@ def notes(fixture_id: str) -> str | None:
 
 
 def info() -> dict:
-    try:
-        check_installed("tract")
-    except Unsupported as exc:
-        return {"not_installed": str(exc)}
-    return tf2onnx.converter_info({"tract": distribution_version("tract"), "tract_library": _tract().version()})
+    return tf2onnx.converter_info(("tract",), lambda: {"tract": distribution_version("tract"),
+                                                       "tract_library": _tract().version()})
 
 
 @implementation(
