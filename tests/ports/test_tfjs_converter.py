@@ -57,6 +57,25 @@ def test_converted_model_loads_in_node_and_matches_keras(fixture_id, private_cac
 
 
 @needs_node
+@needs_keras2
+def test_a_layer_tfjs_lacks_is_refused_by_load_layers_model_itself(private_cache):
+    """ConvLSTM3D converts; tf.loadLayersModel's "Unknown layer" is what makes it a skip (not a guess beforehand)."""
+    from conformance import Unsupported
+    with pytest.raises(Unsupported, match=r'"Unknown layer: ConvLSTM3D"'):
+        tfjs_converter.run(FIXTURES["conv-lstm3d-basic"].isolated())
+    assert any((private_cache / "conversions" / "tfjs-converter").iterdir()), "the converter never ran"
+
+
+@needs_node
+@needs_keras2
+def test_a_stateful_bidirectional_is_not_applicable_before_converting():
+    fixture = FIXTURES["stateful-bidirectional-lstm-concat"]
+    assert fixture.meta["calls"] and fixture.layer == "Bidirectional"
+    assert "a stateful Bidirectional: the model built for it outputs no states" in tfjs_converter.supports(fixture)
+    assert tfjs_converter.supports(FIXTURES["stateful-lstm-three-calls"]) is None
+
+
+@needs_node
 def test_keras3_model_file_converts_but_tfjs_cannot_load_it_as_not_run_says(tmp_path):
     """The Keras 3 path (the fixture's own model.keras, --input_format=keras_keras) fails where not_run.yaml says."""
     [entry] = [e for e in yaml.safe_load(NOT_RUN.read_text()) if e["tool"].startswith("tfjs-converter")]
