@@ -140,8 +140,9 @@ def problems(config) -> list[str]:
             here = (f"{path} " if path else "") + (cls if isinstance(cls, str) else repr(cls))
             here += f" {name!r}" if isinstance(name, str) else ""
             if not isinstance(cls, str) or cls not in ALLOWED_CLASSES:
-                found.append(f"{here}: class {_short(cls)} is not a built-in recurrent, input or Model layer "
-                             f"(only those are ever deserialized: {', '.join(sorted(LAYERS | MODEL_LAYERS))})")
+                found.append(f"{here}: class {_short(cls)} is not a built-in recurrent or input layer "
+                             f"(only those, and a Model fixture's {', '.join(sorted(MODEL_LAYERS))}, are ever "
+                             "deserialized)")
             registered = node.get("registered_name")
             if registered is not None and registered != cls:
                 found.append(f"{here}: registered_name {_short(registered)} names a custom object")
