@@ -445,12 +445,13 @@ def _weight_holders(instance, prefix: str) -> list:
     return [(instance, prefix)]
 
 
-def model_of(config: Mapping, weights: Mapping, inputs: Mapping):
+def model_of(config: Mapping, weights: Mapping, inputs: Mapping, batch_size: int | None = None):
     """A Model fixture as a Keras model with the fixture's weights: ``(model, input_keys, ["output"])``.
 
     A chain of layers is a ``keras.Sequential`` (what users write; its saved config lists the layers and nothing
     else), a model with a second input or handed-over states a functional one. The mask is made inside the graph
-    (Embedding, Masking) and propagated by Keras itself, as in a user's model. Keras 3.15.1 records a functional
+    (Embedding, Masking) and propagated by Keras itself, as in a user's model. ``batch_size``: a fixed batch (a
+    converter that needs static shapes); the saved model file leaves it open. Keras 3.15.1 records a functional
     model's mask computation as op nodes (``NotEqual``, ``Any``, with counter names) in its saved config: a
     functional Model fixture therefore carries no mask (the encoder-decoder), so every saved file holds only the
     allowed layer classes (SPEC 13.1) and the same bytes whatever was built before it in the process.
@@ -462,7 +463,7 @@ def model_of(config: Mapping, weights: Mapping, inputs: Mapping):
     for key in keys:
         value = np.asarray(inputs[key])
         dtype = "int32" if np.issubdtype(value.dtype, np.integer) else "float32"
-        symbolic[key] = keras.Input(shape=value.shape[1:], dtype=dtype, name=input_name(key))
+        symbolic[key] = keras.Input(shape=value.shape[1:], batch_size=batch_size, dtype=dtype, name=input_name(key))
     built = [_model_layer(sub, MODEL_LAYER_NAME.format(k=k)) for k, sub in enumerate(config["layers"])]
     if len(keys) == 1 and not any(sub.get("initial_state_from") is not None for sub in config["layers"]):
         model = keras.Sequential([symbolic["x"], *built], name="fixture")

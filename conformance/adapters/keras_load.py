@@ -60,6 +60,11 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     variables (``state_variables``).
     """
     keras = keras_module()
+    if layer == "Model":  # SPEC 5.15: the model itself (Sequential, or functional), its mask made in the graph
+        if stateful or open_time:
+            raise Unsupported("a Model fixture has no stateful or open-time model in format 2")
+        from .keras import model_of
+        return model_of(config, weights, inputs, batch_size=batch_size)
     if layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"no Keras model for layer {layer!r}")
     if stateful and layer == "Stacked" and config.get("cell_wrapper"):

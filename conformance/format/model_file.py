@@ -48,7 +48,10 @@ PORTABLE_INITIALIZERS = {"kernel_initializer": "zeros", "recurrent_initializer":
 
 
 def returning_states(layer: str, config: Mapping) -> dict:
-    """The fixture config with ``return_state=True`` on every recurrent layer (outputs are unchanged by it)."""
+    """The fixture config with ``return_state=True`` on every recurrent layer (outputs are unchanged by it).
+    A Model's output is its last layer's: it has no states to return (SPEC 5.15)."""
+    if layer == "Model":
+        return dict(config)
     if layer == "Stacked":
         return {**config, "layers": [{**sub, "config": {**sub["config"], "return_state": True}} for sub in config["layers"]]}
     return {**config, "return_state": True}
@@ -56,6 +59,8 @@ def returning_states(layer: str, config: Mapping) -> dict:
 
 def stateless(layer: str, config: Mapping) -> dict:
     """The fixture config with ``stateful`` dropped from every recurrent layer (a converted port's stateless graph)."""
+    if layer == "Model":
+        return dict(config)
     if layer == "Stacked":
         return {**config, "layers": [{**sub, "config": {k: v for k, v in sub["config"].items() if k != "stateful"}}
                                      for sub in config["layers"]]}

@@ -215,12 +215,6 @@ def saved_model(layer: str, config: dict, weights: dict, inputs: dict, calls) ->
     ``keras-load`` loads it in safe mode instead of rebuilding the layer; its sha256 is in the YAML.
     """
     from ..adapters.keras_load import contract_model  # builds the model with Keras
-    if layer == "Model":
-        from ..adapters.keras import model_of
-        model, input_keys, output_keys = model_of(config, weights, inputs)
-        data = model_file.model_file_bytes(model)
-        return (model_file.model_file_entry(model_file.MODEL_FILE, data, input_keys, output_keys),
-                {model_file.MODEL_FILE: data})
     batch = inputs["x"].shape[0] if calls else None
     model, input_keys, output_keys = contract_model(layer, config, weights, inputs,
                                                     batch_size=batch, stateful=bool(calls))

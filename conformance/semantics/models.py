@@ -164,8 +164,10 @@ def recurrent_problem(problem: Problem, k: int, sub: Mapping, x, mask, states: M
                    problem.activations.get(prefix, {}), inputs)
 
 
-def compose_model(problem: Problem, run_recurrent: RunRecurrent) -> dict:
-    """A Model fixture's ``output``: each layer in turn, the mask made, passed and dropped by SPEC 5.15."""
+def compose_model(problem: Problem, run_recurrent: RunRecurrent, record: Callable | None = None) -> dict:
+    """A Model fixture's ``output``: each layer in turn, the mask made, passed and dropped by SPEC 5.15.
+
+    ``record(k, x_in, mask_in, y, mask_out)``, if given, sees every layer's input and output (explain)."""
     config, inputs = problem.config, problem.inputs
     x, mask, finals = inputs["x"], None, {}
     for k, sub in enumerate(config["layers"]):
@@ -193,8 +195,10 @@ def compose_model(problem: Problem, run_recurrent: RunRecurrent) -> dict:
         else:
             rule(layer, layer_config)   # Unsupported, naming the known classes
             raise AssertionError("unreachable")
-        mask = mask_after(layer, layer_config, x, mask)
-        x = y
+        mask_out = mask_after(layer, layer_config, x, mask)
+        if record is not None:
+            record(k, x, mask, y, mask_out)
+        x, mask = y, mask_out
     return {"output": np.asarray(x, np.float64), "trace": {}}
 
 

@@ -187,3 +187,12 @@ def test_the_reference_refuses_an_unknown_model_layer(gallery):
     with pytest.raises(Unsupported, match="Lambda"):
         reference.outputs(problem.replace(config=config))
     assert "Lambda" in models.supports(config)
+
+
+def test_explain_walks_a_model_layer_by_layer(gallery):
+    from conformance.report.explain import explain_text
+    text = explain_text(gallery["model-embedding-lstm-lstm"], batch=0)
+    assert "layers/0: Embedding" in text and "mask: makes" in text and "mask: drops" in text
+    padded = "".join(map(str, (gallery["model-embedding-lstm-lstm"].inputs["x"][0] != 0).astype(int)))
+    assert f"mask passed = [ {'  '.join(padded)}]" in text, text
+    assert "max abs diff" in text
