@@ -184,7 +184,9 @@ def model_text(fixture: Fixture, batch: int = 0, precision: int | None = None) -
     body.append(f"Output for batch row {batch}: the fixture's expected values (Keras) vs the numpy reference")
     want, got = fixture.expected["output"][batch], whole["output"][batch]
     body += [_row("expected", want, 9, precision), _row("reference", got, 9, precision),
-             f"  max abs diff {float(np.abs(got - want).max()):.3g} (atol {fixture.tolerance['atol']:g})"]
+             f"  max abs diff {float(np.abs(got - want).max()):.3g} (atol {fixture.tolerance['atol']:g})",
+             "This fixture stores no trace (a Model's output is what it checks; the layers above are the "
+             "reference's)."]
     head = [f"## `{fixture.citation}` explained (Model, batch row {batch})", "", fixture.description.strip(), "",
             f"Input row {batch}: " + fmt(np.asarray(fixture.inputs['x'][batch]), precision), ""]
     return "\n".join([*head, *fence(body), ""])
