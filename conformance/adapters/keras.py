@@ -418,8 +418,10 @@ def _model_layer(sub: Mapping, name: str):
         return make_layer(layer, config, **PORTABLE_INITIALIZERS, name=name)
     if layer == "Bidirectional":
         inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
-        return keras.layers.Bidirectional(make_layer(config["wrapped"], inner, **PORTABLE_INITIALIZERS),
-                                          merge_mode=config.get("merge_mode", "concat"), name=name)
+        # the wrapped layer named explicitly: an auto-name counts the layers made earlier in the process and would
+        # land in the saved file (forward_lstm_3); Keras names the halves forward_<name> and backward_<name>
+        wrapped = make_layer(config["wrapped"], inner, **PORTABLE_INITIALIZERS, name=f"{name}_{config['wrapped'].lower()}")
+        return keras.layers.Bidirectional(wrapped, merge_mode=config.get("merge_mode", "concat"), name=name)
     if layer == "TimeDistributed":
         wrapped = config.pop("wrapped")
         if wrapped != "Dense":
