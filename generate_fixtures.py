@@ -158,7 +158,7 @@ def generate(entry: dict, generated_by: dict, measurements: dict | None = None,
         cross_check(fid, expected, ref, fixture_tolerance)
     if entry.get("trace", True) is False:
         ref["trace"] = {}  # scale fixtures: the trace would be most of the gallery's size
-    elif layer not in ("Bidirectional", "Stacked") and not calls:
+    elif layer not in ("Bidirectional", "Stacked", "Model") and not calls:
         # The trace is the reference's, proven step by step by its full output sequence against Keras.
         # (For wrappers, every sub-layer's final states and the merged outputs are checked above.)
         sequence_config = {**plain, "return_sequences": True}

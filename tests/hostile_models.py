@@ -28,6 +28,7 @@ from hostile import edit_meta
 
 H5_SOURCE = "gru-reset-after-basic"   # listed in keras2-h5.yaml; inputs [x], outputs rnn:0 and rnn_final_state:0
 KERAS_SOURCE = "lstm-seed-question"   # a small fixture with a model.keras
+MODEL_SOURCE = "model-masking-gru"     # a Model fixture (SPEC 5.15): its model.keras is a Sequential
 LAYER_NAME = "evil"
 
 
@@ -94,9 +95,15 @@ def hostile_keras_gallery(root: Path, marker: Path, fid: str = KERAS_SOURCE) -> 
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(members["config.json"])
-    rnn = next(layer for layer in config["config"]["layers"] if layer["name"] == "rnn")
-    shape = [None, rnn["config"]["units"]]
-    members["config.json"] = json.dumps(_splice(config, keras3_lambda(marker, "rnn", shape))).encode()
+    if config["class_name"] == "Sequential":  # a Model fixture: the Lambda appended after its last layer
+        lambda_layer = keras3_lambda(marker, config["config"]["layers"][-1]["config"]["name"], None)
+        del lambda_layer["inbound_nodes"]  # a Sequential's layers are called in order, on the previous output
+        config["config"]["layers"].append(lambda_layer)
+    else:
+        rnn = next(layer for layer in config["config"]["layers"] if layer["name"] == "rnn")
+        shape = [None, rnn["config"]["units"]]
+        config = _splice(config, keras3_lambda(marker, "rnn", shape))
+    members["config.json"] = json.dumps(config).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():

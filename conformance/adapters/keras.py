@@ -23,6 +23,7 @@ from ..semantics.wrappers import split_calls, sub_mapping as _sub
 from . import quiet
 from .requires import require
 from ..judge.contract import implementation
+from ..format.model_file import PORTABLE_INITIALIZERS, input_name
 
 LAYER_STATES = {layer: fam.states for layer, fam in FAMILIES.items()}
 WEIGHT_ORDER = ("kernel", "recurrent_kernel", "bias")
@@ -402,8 +403,117 @@ def _reset(instance):
     return getattr(instance, "reset_state", None) or instance.reset_states
 
 
+# -- Model (SPEC 5.15) ------------------------------------------------------------------------------
+
+MODEL_LAYER_NAME = "layer_{k}"   # layer k of a Model fixture's Keras model (its weights: layers/<k>/...)
+ZERO_INIT = {"Embedding": ("embeddings_initializer",), "Dense": ("kernel_initializer", "bias_initializer"),
+             "Conv1D": ("kernel_initializer", "bias_initializer")}
+
+
+def _model_layer(sub: Mapping, name: str):
+    """One layer of a Model fixture as a Keras layer; initializers zeros (the fixture's weights are set after)."""
+    keras = keras_module()
+    layer, config = sub["layer"], dict(sub["config"])
+    if layer in LAYER_STATES:
+        return make_layer(layer, config, **PORTABLE_INITIALIZERS, name=name)
+    if layer == "Bidirectional":
+        inner = {k: v for k, v in config.items() if k not in ("wrapped", "merge_mode")}
+        # the wrapped layer named explicitly: an auto-name counts the layers made earlier in the process and would
+        # land in the saved file (forward_lstm_3); Keras names the halves forward_<name> and backward_<name>
+        wrapped = make_layer(config["wrapped"], inner, **PORTABLE_INITIALIZERS, name=f"{name}_{config['wrapped'].lower()}")
+        return keras.layers.Bidirectional(wrapped, merge_mode=config.get("merge_mode", "concat"), name=name)
+    if layer == "TimeDistributed":
+        wrapped = config.pop("wrapped")
+        if wrapped != "Dense":
+            raise Unsupported(f"TimeDistributed({wrapped}) is not in format 2")
+        return keras.layers.TimeDistributed(keras.layers.Dense(**config, **_zeros("Dense"), name=f"{name}_dense"),
+                                            name=name)
+    if layer == "Conv1D":
+        config["kernel_size"], config["strides"] = tuple(config["kernel_size"]), tuple(config.get("strides", (1,)))
+    if layer not in ("Embedding", "Masking", "Dense", "Conv1D"):
+        raise Unsupported(f"the keras adapter does not build a Model layer {layer!r}")
+    return getattr(keras.layers, layer)(**config, **_zeros(layer), name=name)
+
+
+def _zeros(layer: str) -> dict:
+    return {key: "zeros" for key in ZERO_INIT.get(layer, ())}
+
+
+def _weight_holders(instance, prefix: str) -> list:
+    """(Keras layer holding weights, the fixture's prefix for them) of one Model layer."""
+    if getattr(instance, "forward_layer", None) is not None:
+        return [(instance.forward_layer, wrappers.join(prefix, "forward")),
+                (instance.backward_layer, wrappers.join(prefix, "backward"))]
+    return [(instance, prefix)]
+
+
+def model_of(config: Mapping, weights: Mapping, inputs: Mapping, batch_size: int | None = None):
+    """A Model fixture as a Keras model with the fixture's weights: ``(model, input_keys, ["output"])``.
+
+    A chain of layers is a ``keras.Sequential`` (what users write; its saved config lists the layers and nothing
+    else), a model with a second input or handed-over states a functional one. The mask is made inside the graph
+    (Embedding, Masking) and propagated by Keras itself, as in a user's model. ``batch_size``: a fixed batch (a
+    converter that needs static shapes); the saved model file leaves it open. Keras 3.15.1 records a functional
+    model's mask computation as op nodes (``NotEqual``, ``Any``, with counter names) in its saved config: a
+    functional Model fixture therefore carries no mask (the encoder-decoder), so every saved file holds only the
+    allowed layer classes (SPEC 13.1) and the same bytes whatever was built before it in the process.
+    """
+    from ..semantics import models
+    keras = keras_module()
+    keys = models.input_keys(config)
+    symbolic = {}
+    for key in keys:
+        value = np.asarray(inputs[key])
+        dtype = "int32" if np.issubdtype(value.dtype, np.integer) else "float32"
+        symbolic[key] = keras.Input(shape=value.shape[1:], batch_size=batch_size, dtype=dtype, name=input_name(key))
+    built = [_model_layer(sub, MODEL_LAYER_NAME.format(k=k)) for k, sub in enumerate(config["layers"])]
+    if len(keys) == 1 and not any(sub.get("initial_state_from") is not None for sub in config["layers"]):
+        model = keras.Sequential([symbolic["x"], *built], name="fixture")
+    else:
+        if any(sub["layer"] in ("Embedding", "Masking") for sub in config["layers"]):
+            raise Unsupported("a functional Model fixture with a mask: Keras 3.15.1 saves its mask ops as nodes")
+        source, finals = symbolic["x"], {}
+        for k, (sub, instance) in enumerate(zip(config["layers"], built)):
+            if sub.get("input"):
+                source = symbolic[sub["input"]]
+            kwargs = {}
+            if sub.get("initial_state_from") is not None:
+                kwargs["initial_state"] = finals[sub["initial_state_from"]]
+            result = instance(source, **kwargs)
+            if isinstance(result, (list, tuple)):  # return_state: [output, *states]
+                source, finals[k] = result[0], list(result[1:])
+            else:
+                source = result
+        model = keras.Model([symbolic[k] for k in keys], [source], name="fixture")
+    for k, instance in enumerate(built):
+        for holder, prefix in _weight_holders(instance, wrappers.layer_prefix(k)):
+            holder.set_weights(ordered_weights(holder, _sub(weights, prefix)))
+    return model, keys, ["output"]
+
+
+def call_model(model, keys: Sequence[str], inputs: Mapping) -> list[np.ndarray]:
+    """Call a Model fixture's Keras model directly in inference mode (one input: the tensor, not a list)."""
+    arguments = model_arguments(keys, inputs)
+    result = model(arguments if len(arguments) > 1 else arguments[0], training=False)
+    return [_numpy(t) for t in result] if isinstance(result, (list, tuple)) else [_numpy(result)]
+
+
+def model_arguments(keys: Sequence[str], inputs: Mapping) -> list:
+    """A Model's inputs as tensors: token ids int32, every other input float32."""
+    return [_tensor(np.asarray(inputs[k], np.int32), "int32") if np.issubdtype(np.asarray(inputs[k]).dtype, np.integer)
+            else _tensor(np.asarray(inputs[k], np.float32)) for k in keys]
+
+
+def compute_model(config: Mapping, weights: Mapping, inputs: Mapping) -> dict:
+    """A Model fixture's ``output``: the Keras model built from its config, called directly in inference mode."""
+    model, keys, _ = model_of(config, weights, inputs)
+    return {"output": call_model(model, keys, inputs)[0]}
+
+
 def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, activation_overrides=None,
                 calls: Mapping | None = None) -> dict:
+    if layer == "Model":
+        return compute_model(config, weights, inputs)
     if calls:
         return compute_stateful(layer, config, weights, inputs, calls, activation_overrides)
     if layer == "Bidirectional":
@@ -416,7 +526,7 @@ def compute_any(layer: str, config: Mapping, weights: Mapping, inputs: Mapping, 
 @implementation(info=info, keras_version=keras_version, backend=backend_name)
 def run(fixture) -> dict[str, np.ndarray]:
     """Entry point ``keras``."""
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):
         raise Unsupported(f"the keras adapter does not support layer {fixture.layer!r}")
     with quiet.calls():  # TensorFlow's first-use notices (e.g. oneDNN's on the first mask) stay out of reports
         return compute_any(fixture.layer, fixture.config, fixture.weights, fixture.inputs,

@@ -60,6 +60,11 @@ def contract_model(layer: str, config: Mapping, weights: Mapping[str, np.ndarray
     variables (``state_variables``).
     """
     keras = keras_module()
+    if layer == "Model":  # SPEC 5.15: the model itself (Sequential, or functional), its mask made in the graph
+        if stateful or open_time:
+            raise Unsupported("a Model fixture has no stateful or open-time model in format 2")
+        from .keras import model_of
+        return model_of(config, weights, inputs, batch_size=batch_size)
     if layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
         raise Unsupported(f"no Keras model for layer {layer!r}")
     if stateful and layer == "Stacked" and config.get("cell_wrapper"):
@@ -278,6 +283,9 @@ def _run(fixture) -> dict[str, np.ndarray]:
     check_model_weights(fixture, model, entry["name"])
     input_keys, output_keys = list(entry["inputs"]), list(entry["outputs"])
     calls = fixture.meta.get("calls")
+    if fixture.layer == "Model":  # SPEC 5.15: token ids int32, one input given as the tensor itself
+        from .keras import call_model
+        return dict(zip(output_keys, call_model(model, input_keys, fixture.inputs)))
     if not calls:
         return dict(zip(output_keys, _call(model, input_keys, fixture.inputs)))
     from ..semantics.wrappers import split_calls

@@ -104,7 +104,8 @@ def _feed(details: Mapping, chunk: Mapping[str, np.ndarray], input_keys) -> dict
         name = keras_load.input_name(key)
         if name not in details:
             raise RuntimeError(f"the converted model has no input {name!r} (it has {sorted(details)})")
-        feed[name] = np.asarray(chunk[key], bool if key == "mask" else np.float32)
+        value = np.asarray(chunk[key])
+        feed[name] = value.astype(bool if key == "mask" else np.int32 if value.dtype.kind == "i" else np.float32)
     return feed
 
 
@@ -148,7 +149,8 @@ class Converted:
     def __init__(self, fixture, config: Mapping, stateful: bool):
         parts = {"fixture": cache.fixture_key(fixture), "config": config, "stateful": stateful, "layout": 1,
                  "tensorflow": _tf().__version__, "keras": keras_version(), "backend": backend_name(),
-                 "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS", "")}
+                 "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS", ""),
+                 **({"model": "static-batch"} if fixture.layer == "Model" else {})}  # a Model: its batch fixed
         folder, self.cache_hit = cache.entry(self.TOOL, parts, lambda out: self._convert(fixture, config, stateful, out))
         details = self.details = json.loads((folder / "details.json").read_text())
         self.flatbuffer = (folder / "model.tflite").read_bytes()
@@ -206,7 +208,7 @@ class Converted:
 def _run(fixture, kind: type = Converted, notes: dict = _NOTES, ops_seen: set = _OPS_SEEN) -> dict[str, np.ndarray]:
     """``kind``: the conversion (``Converted``, or a quantizing subclass with its own notes and ops)."""
     keras_module()
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):  # every registered family (ConvLSTM too)
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):  # every family (ConvLSTM too)
         raise Unsupported(f"the tflite adapter does not support layer {fixture.layer!r}")
     if backend_name() != "tensorflow":
         raise Unsupported(f"TFLiteConverter.from_keras_model needs the TensorFlow backend, not {backend_name()!r}")

@@ -473,7 +473,8 @@ def _reduced_precision(precision: Precision):
 
     def transform(problem):
         weights = {k: rnd(v) for k, v in problem.weights.items()}
-        inputs = {k: (v if k == "mask" else rnd(v)) for k, v in problem.inputs.items()}
+        inputs = {k: (v if k == "mask" or np.asarray(v).dtype.kind == "i" else rnd(v))  # a Model's token ids stay
+                  for k, v in problem.inputs.items()}
         return dataclasses.replace(problem, weights=weights, inputs=inputs).overridden(
             cell=_rounded_cell(rnd), after_layer=after)
     return transform

@@ -10,7 +10,7 @@ Float encoding: each float32 (or float16, float64) value is widened exactly to f
 as Python's shortest float64 repr (``repr(float(np.float32(v)))``, e.g. ``0.10000000149011612``).
 Any correct JSON reader parses that text to the same float64, which converts back to the
 array's dtype without rounding, so values round-trip bit for bit (signed zeros included). Fixtures hold
-no NaN or Inf (the loader refuses them). Masks are ``true``/``false``. Keys are sorted and
+no NaN or Inf (the loader refuses them). Masks are ``true``/``false``; token ids (int32) are integers. Keys are sorted and
 separators fixed, so the same fixture always gives the same bytes.
 """
 
@@ -29,7 +29,8 @@ from .fixtures import Fixture, array_sha256
 from ..outdir import OutDirError
 
 JSON_FORMAT = 1
-DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_}
+DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_,
+          "int32": np.int32}   # int32: a Model's token ids (SPEC 5.15), written as JSON integers
 
 
 def array_to_json(array: np.ndarray) -> dict:
@@ -37,7 +38,7 @@ def array_to_json(array: np.ndarray) -> dict:
     array = np.asarray(array)
     if array.dtype.name not in DTYPES:
         raise TypeError(f"cannot export dtype {array.dtype.name} (supported: {', '.join(DTYPES)})")
-    data = array.tolist() if array.dtype == np.bool_ else array.astype(np.float64).tolist()
+    data = array.tolist() if array.dtype in (np.bool_, np.int32) else array.astype(np.float64).tolist()
     return {"shape": list(array.shape), "dtype": array.dtype.name, "data": data}
 
 
@@ -58,6 +59,11 @@ def array_from_json(entry, where: str = "array") -> np.ndarray:
             if not all(isinstance(v, bool) for v in array.ravel()):
                 raise ValueError("bool data must be true/false")
             array = array.astype(np.bool_)
+        elif dtype_name == "int32":
+            array = np.array(entry["data"], dtype=object)
+            if not all(type(v) is int and -2**31 <= v < 2**31 for v in array.ravel()):
+                raise ValueError("int32 data must be integers in the int32 range")
+            array = array.astype(np.int32)
         else:
             array = np.array(_nulls_to_nan(entry["data"]), dtype=np.float64)
             array = array.astype(DTYPES[dtype_name])

@@ -43,6 +43,7 @@ MAX_FIXTURE_BYTES = 256 << 20
 # The dtypes an array may have (SPEC 3.2, 5.13): a mask is bool, every other array a float.
 VALUE_DTYPES = ("float16", "float32", "float64")
 MASK_DTYPES = ("bool",)
+TOKEN_DTYPES = ("int32",)   # a Model's inputs only (an Embedding's token ids)
 READ_CHUNK = 1 << 20  # an .npy member is copied into its array this many bytes at a time
 # a file named in fixture.yaml (model_file.name): a plain name inside the fixture folder, never a path
 PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
@@ -266,11 +267,14 @@ class Fixture:
 def needed_version(meta: Mapping) -> tuple[int, str | None]:
     """The lowest format_version that describes a fixture, and what in it needs more than format 1 (SPEC 2.2).
 
-    Format 2 adds ``calls`` on a Bidirectional or a Stacked (stateful wrappers) and the ConvLSTM3D layer. A
+    Format 2 adds ``calls`` on a Bidirectional or a Stacked (stateful wrappers), the ConvLSTM3D layer and a
+    Model (``layer: Model``, SPEC 5.15). A
     format-1 reader must refuse those (it reads format_version 1 only) rather than run them as it knows
     how: every other fixture stays format 1, so its digest and citation never change.
     """
     layer, config = meta.get("layer"), meta.get("config")
+    if layer == "Model":
+        return 2, "a Model"
     if meta.get("calls") and layer in ("Bidirectional", "Stacked"):
         return 2, f"calls on a {layer} (a stateful wrapper)"
     config = config if isinstance(config, Mapping) else {}
@@ -313,9 +317,14 @@ def _check_meta(meta, where: Path) -> dict:
     return meta
 
 
-def allowed_dtypes(name: str) -> tuple[str, ...]:
-    """The dtypes array ``name`` may have: bool for a mask (``mask``, ``forward/mask``...), a float otherwise."""
-    return MASK_DTYPES if name.rpartition("/")[2] == "mask" else VALUE_DTYPES
+def allowed_dtypes(name: str, meta: Mapping | None = None) -> tuple[str, ...]:
+    """The dtypes array ``name`` may have: bool for a mask (``mask``, ``forward/mask``...), a float otherwise;
+    an input of a Model (token ids for its Embedding, SPEC 5.15) may also be int32."""
+    if name.rpartition("/")[2] == "mask":
+        return MASK_DTYPES
+    if meta is not None and meta.get("layer") == "Model" and name in (meta.get("inputs") or ()):
+        return (*VALUE_DTYPES, *TOKEN_DTYPES)
+    return VALUE_DTYPES
 
 
 def declared_bytes(spec) -> int | None:
@@ -334,7 +343,7 @@ def _check_declared(meta: Mapping, where: Path) -> None:
     """
     fid, total = meta["id"], 0
     for name, spec in meta["arrays"].items():
-        allowed = allowed_dtypes(str(name))
+        allowed = allowed_dtypes(str(name), meta)
         if spec.get("dtype") not in allowed:
             kind = "a mask" if allowed == MASK_DTYPES else "an array other than a mask"
             raise FixtureError(where, f"fixture {fid!r}: array {name!r} has dtype {spec.get('dtype')!r}; "

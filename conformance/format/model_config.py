@@ -25,9 +25,11 @@ from ..errors import FixtureError, Unsupported
 # Keras 3's dtype; __keras_tensor__, Keras 3's node arguments). Nothing else is ever deserialized.
 MODELS = {"Functional", "Sequential", "Model"}
 LAYERS = {"InputLayer", "LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "RNN"}
+# A Model fixture's (SPEC 5.15) other layers: exactly these, never Lambda or any layer that carries code
+MODEL_LAYERS = {"Embedding", "Masking", "Dense", "Conv1D", "TimeDistributed"}
 CELLS = {"LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells"}
 GALLERY_EXTRAS = {"Zeros", "DTypePolicy", "__keras_tensor__"}
-ALLOWED_CLASSES = frozenset(MODELS | LAYERS | CELLS | GALLERY_EXTRAS)
+ALLOWED_CLASSES = frozenset(MODELS | LAYERS | MODEL_LAYERS | CELLS | GALLERY_EXTRAS)
 # Keras 3's `module` fields in the gallery (keras, keras.layers, keras.initializers, keras.src.models.functional)
 # and the public namespaces beside them; a custom object names its own module (or `registered_name` 'package>Name').
 ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.models",
@@ -139,7 +141,8 @@ def problems(config) -> list[str]:
             here += f" {name!r}" if isinstance(name, str) else ""
             if not isinstance(cls, str) or cls not in ALLOWED_CLASSES:
                 found.append(f"{here}: class {_short(cls)} is not a built-in recurrent or input layer "
-                             "(only those are ever deserialized)")
+                             f"(only those, and a Model fixture's {', '.join(sorted(MODEL_LAYERS))}, are ever "
+                             "deserialized)")
             registered = node.get("registered_name")
             if registered is not None and registered != cls:
                 found.append(f"{here}: registered_name {_short(registered)} names a custom object")

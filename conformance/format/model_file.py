@@ -31,6 +31,7 @@ from ..semantics import wrappers
 MODEL_FILE = "model.keras"
 # contract_model's layer names: rnn (the twin: rnn_final_state) or rnn_<k> in a stack; Bidirectional has halves
 RNN_LAYER_NAME = re.compile(r"^rnn(?:_(\d+))?(?:_final_state)?$")
+MODEL_LAYER_NAME = re.compile(r"^layer_(\d+)$")   # a Model fixture's layer k (conformance.adapters.keras.model_of)
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def input_name(key: str) -> str:
@@ -47,7 +48,10 @@ PORTABLE_INITIALIZERS = {"kernel_initializer": "zeros", "recurrent_initializer":
 
 
 def returning_states(layer: str, config: Mapping) -> dict:
-    """The fixture config with ``return_state=True`` on every recurrent layer (outputs are unchanged by it)."""
+    """The fixture config with ``return_state=True`` on every recurrent layer (outputs are unchanged by it).
+    A Model's output is its last layer's: it has no states to return (SPEC 5.15)."""
+    if layer == "Model":
+        return dict(config)
     if layer == "Stacked":
         return {**config, "layers": [{**sub, "config": {**sub["config"], "return_state": True}} for sub in config["layers"]]}
     return {**config, "return_state": True}
@@ -55,6 +59,8 @@ def returning_states(layer: str, config: Mapping) -> dict:
 
 def stateless(layer: str, config: Mapping) -> dict:
     """The fixture config with ``stateful`` dropped from every recurrent layer (a converted port's stateless graph)."""
+    if layer == "Model":
+        return dict(config)
     if layer == "Stacked":
         return {**config, "layers": [{**sub, "config": {k: v for k, v in sub["config"].items() if k != "stateful"}}
                                      for sub in config["layers"]]}
@@ -115,8 +121,13 @@ def read_model_file(fixture) -> tuple[dict, bytes]:
 
 def _halves(layer) -> list[tuple[object, str | None]]:
     """(layer holding weights, prefix of the fixture's names for them); prefix None: not a contract_model layer."""
+    in_model = MODEL_LAYER_NAME.fullmatch(layer.name)
+    base = wrappers.layer_prefix(int(in_model[1])) if in_model else ""
     if getattr(layer, "forward_layer", None) is not None:
-        return list(zip((layer.forward_layer, layer.backward_layer), wrappers.HALVES))
+        return [(half, wrappers.join(base, name))
+                for half, name in zip((layer.forward_layer, layer.backward_layer), wrappers.HALVES)]
+    if in_model:
+        return [(layer, base)]
     match = RNN_LAYER_NAME.fullmatch(layer.name)
     cells = getattr(getattr(layer, "cell", None), "cells", None)
     if match is not None and not match[1] and cells is not None:  # RNN(StackedRNNCells): cell k is layers/<k>

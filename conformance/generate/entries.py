@@ -153,6 +153,9 @@ class Parts(Problem):
 def parts(entry: dict) -> Parts:
     """Config, seeded weights and inputs, gate map and activation definitions of one catalog entry."""
     layer = entry["layer"]
+    if layer == "Model":  # SPEC 5.15: its layers, weights and inputs are drawn by conformance.generate.models
+        from . import models
+        return models.parts(entry)
     subs = sublayers(entry)
     config = fixture_config(entry, subs)
     weights, inputs = draw(entry, subs)

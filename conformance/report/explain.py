@@ -118,6 +118,8 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
     n_batch = fixture.inputs["x"].shape[1 if fixture.config.get("time_major") else 0]  # time_major: (time, batch, ..)
     if not 0 <= batch < n_batch:
         raise ExplainError(f"--batch {batch} is out of range: {fixture.id} has batch rows 0..{n_batch - 1}")
+    if fixture.layer == "Model":
+        return model_text(fixture, batch, precision)
     calls = fixture.meta.get("calls")
     # a stateful wrapper: every plain layer as the wrapper ran it, its x and carried states filled in
     recorded = calls and fixture.layer in wrappers.WRAPPERS
@@ -158,4 +160,33 @@ def explain_text(fixture: Fixture, batch: int = 0, precision: int | None = None)
                     "the outputs above are what it checks.")
     head = [f"## `{fixture.citation}` explained ({fixture.layer}, batch row {batch})", "",
             fixture.description.strip(), ""]
+    return "\n".join([*head, *fence(body), ""])
+
+
+def model_text(fixture: Fixture, batch: int = 0, precision: int | None = None) -> str:
+    """A Model fixture (SPEC 5.15) layer by layer for one batch row: what each layer does with the mask, the
+    mask it was given and its output; then the output against Keras's. ``explain`` of a recurrent layer's steps
+    is the single-layer fixtures' (the same families compute them here)."""
+    from ..semantics import models, reference
+
+    body = ["Layer by layer (the mask is made inside the model: Embedding mask_zero, Masking):", ""]
+    descriptions = models.describe(fixture.config)
+
+    def record(k, x_in, mask_in, y, mask_out):
+        body.append(descriptions[k])
+        body.append(f"  mask given  = {'none' if mask_in is None else fmt(np.asarray(mask_in[batch], int), precision)}")
+        body.append(_row("output", np.asarray(y)[batch], 10, precision))
+        body.append(f"  mask passed = {'none' if mask_out is None else fmt(np.asarray(mask_out[batch], int), precision)}")
+        body.append("")
+
+    problem = Problem.of(fixture)
+    whole = models.compose_model(problem, reference.outputs, record=record)
+    body.append(f"Output for batch row {batch}: the fixture's expected values (Keras) vs the numpy reference")
+    want, got = fixture.expected["output"][batch], whole["output"][batch]
+    body += [_row("expected", want, 9, precision), _row("reference", got, 9, precision),
+             f"  max abs diff {float(np.abs(got - want).max()):.3g} (atol {fixture.tolerance['atol']:g})",
+             "This fixture stores no trace (a Model's output is what it checks; the layers above are the "
+             "reference's)."]
+    head = [f"## `{fixture.citation}` explained (Model, batch row {batch})", "", fixture.description.strip(), "",
+            f"Input row {batch}: " + fmt(np.asarray(fixture.inputs['x'][batch]), precision), ""]
     return "\n".join([*head, *fence(body), ""])

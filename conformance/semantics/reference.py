@@ -74,7 +74,10 @@ def compute(layer: str, config: Mapping, weights: Mapping, gates: Mapping, activ
 
 def outputs(problem: Problem, overrides: Overrides = KERAS) -> dict:
     """Any fixture: a single recurrent layer (stateful across ``calls`` if given), a Bidirectional wrapper or
-    a stack, each plain layer run by ``layer_outputs``."""
+    a stack, each plain layer run by ``layer_outputs``; a Model (SPEC 5.15) runs its recurrent layers so."""
+    if problem.layer == "Model":
+        from . import models
+        return models.compose_model(problem, lambda part: outputs(part, overrides))
     return compose(problem, lambda part: layer_outputs(part, overrides),
                    merge=overrides.merge or merge_bidirectional)
 
@@ -129,6 +132,9 @@ def layer_outputs(problem: Problem, overrides: Overrides = KERAS) -> dict[str, n
 def supports(fixture) -> str | None:
     """Every family and wrapper, every activation in ``ACTIVATIONS``; else the reason."""
     from .wrappers import wrapped_layers
+    if fixture.layer == "Model":
+        from . import models
+        return models.supports(fixture.config)
     unknown = sorted(wrapped_layers(fixture.layer, fixture.config) - set(LAYERS))
     if unknown:
         return f"layer {', '.join(unknown)} is not implemented by the numpy reference"

@@ -310,9 +310,14 @@ def wrapped_layers(layer: str, config: Mapping) -> set[str]:
         return {config["wrapped"]}
     if layer == "Stacked":
         return {sub["layer"] for sub in config["layers"]}
+    if layer == "Model":  # its recurrent layers' families (SPEC 5.15); the other layers are no family's
+        return {sub["config"]["wrapped"] if sub["layer"] == "Bidirectional" else sub["layer"]
+                for sub in config["layers"] if sub["layer"] in LAYERS or sub["layer"] == "Bidirectional"}
     return {layer}
 
 
 def layer_configs(layer: str, config: Mapping) -> list[Mapping]:
     """The configs of a fixture's plain layers (a stack has one per layer)."""
+    if layer == "Model":
+        return [sub["config"] for sub in config["layers"] if sub["layer"] in LAYERS or sub["layer"] == "Bidirectional"]
     return [sub["config"] for sub in config["layers"]] if layer == "Stacked" else [config]

@@ -19,7 +19,7 @@ from conformance.fixtures import list_fixtures
 from conformance.verdict import Status
 
 from helpers.repo import REPO
-from hostile_models import (H5_SOURCE, KERAS_SOURCE, hostile_h5_gallery, hostile_keras_gallery,
+from hostile_models import (H5_SOURCE, KERAS_SOURCE, MODEL_SOURCE, hostile_h5_gallery, hostile_keras_gallery,
                             selection_catalog)
 
 needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None, reason="h5py is not installed")
@@ -86,25 +86,28 @@ def test_the_keras2_generator_check_refuses_it(tmp_path, capsys):
     assert not marker.exists()
 
 
-def test_verify_reports_a_lambda_in_model_keras(tmp_path, capsys):
+@pytest.mark.parametrize("source", [KERAS_SOURCE, MODEL_SOURCE])
+def test_verify_reports_a_lambda_in_model_keras(tmp_path, capsys, source):
+    """A layer's contract model, and a Model fixture's Sequential (whose allow-list adds Dense, Masking...)."""
     marker = tmp_path / "payload-ran"
-    hostile_keras_gallery(tmp_path / "gallery", marker)
+    hostile_keras_gallery(tmp_path / "gallery", marker, source)
     assert list_fixtures(tmp_path / "gallery").fixtures, "the rebound fixture must still list (digest recomputed)"
     code, out = verify(tmp_path / "gallery", capsys)
     assert code == 1, out
     (line,) = [line for line in out.splitlines() if line.startswith("FAILED")]
-    assert f"FAILED {KERAS_SOURCE}:" in line and "model.keras" in line and REFUSED in line, line
+    assert f"FAILED {source}:" in line and "model.keras" in line and REFUSED in line, line
     assert "class 'Lambda'" in line and "key 'function' carries code" in line, line
     assert not marker.exists()
 
 
 @needs_keras
-def test_the_keras_load_case_on_a_lambda_in_model_keras_is_an_error(tmp_path):
+@pytest.mark.parametrize("source", [KERAS_SOURCE, MODEL_SOURCE])
+def test_the_keras_load_case_on_a_lambda_in_model_keras_is_an_error(tmp_path, source):
     """Under Keras 3 safe mode would refuse it too, as a load failure; under Keras 2 the ledger's
     "cannot read Keras 3 files" entry would have called it expected. It is the fixture's fault: an error."""
     marker = tmp_path / "payload-ran"
-    hostile_keras_gallery(tmp_path / "gallery", marker)
-    verdict = case_verdict(tmp_path / "gallery", "keras-load", KERAS_SOURCE)
+    hostile_keras_gallery(tmp_path / "gallery", marker, source)
+    verdict = case_verdict(tmp_path / "gallery", "keras-load", source)
     assert verdict.status == Status.ERROR, (verdict.status, verdict.message)
     assert "model.keras" in verdict.message and REFUSED in verdict.message, verdict.message
     assert not marker.exists()

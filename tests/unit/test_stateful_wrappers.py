@@ -132,13 +132,14 @@ def test_every_fixture_is_written_in_the_lowest_format_that_describes_it():
         assert fixture.meta["format_version"] == needed_version(fixture.meta)[0], fid
         versions.setdefault(fixture.meta["format_version"], set()).add(fid)
     assert set(versions) == set(FORMAT_VERSIONS)
-    assert versions[2] == set(WRAPPED_STATEFUL) | {i for i, f in FIXTURES.items() if f.layer == "ConvLSTM3D"}
+    assert versions[2] == set(WRAPPED_STATEFUL) | {i for i, f in FIXTURES.items() if f.layer in ("ConvLSTM3D", "Model")}
 
 
 @pytest.mark.parametrize("meta, feature", [
     ({"layer": "Bidirectional", "calls": {"steps": [1]}}, "calls on a Bidirectional"),
     ({"layer": "Stacked", "calls": {"steps": [1]}}, "calls on a Stacked"),
     ({"layer": "ConvLSTM3D"}, "ConvLSTM3D"),
+    ({"layer": "Model", "config": {"layers": [{"layer": "Embedding"}, {"layer": "LSTM"}]}}, "a Model"),
     ({"layer": "Bidirectional", "config": {"wrapped": "ConvLSTM3D"}}, "ConvLSTM3D"),
     ({"layer": "Stacked", "config": {"layers": [{"layer": "LSTM"}, {"layer": "ConvLSTM3D"}]}}, "ConvLSTM3D"),
 ])
