@@ -90,7 +90,7 @@ def convert(graph: ported.Graph, folder: Path) -> None:
 
 
 def _run(fixture) -> dict[str, np.ndarray]:
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):
         raise Unsupported(f"the keras-onnx adapter has no Keras model for layer {fixture.layer!r}")
     if keras_load.backend_name() != "tensorflow":
         raise Unsupported(f"this adapter exports on the TensorFlow backend; Keras runs on "

@@ -226,7 +226,7 @@ class Loaded:
 def _run(fixture, impl: str) -> dict[str, np.ndarray]:
     _ov()
     keras_load.keras_module()
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):
         raise Unsupported(f"the openvino adapter does not support layer {fixture.layer!r}")
     if keras_load.backend_name() != "tensorflow":
         raise Unsupported(f"model.export to a TensorFlow SavedModel needs the TensorFlow backend, "

@@ -240,7 +240,8 @@ def feed(chunk: Mapping[str, np.ndarray], inputs) -> dict[str, np.ndarray]:
         name = keras_load.input_name(key)
         if name not in inputs:
             raise RuntimeError(f"the ONNX model has no input {name!r} for {key!r} (it has {sorted(inputs)})")
-        fed[name] = np.asarray(value, bool if key == "mask" else np.float32)
+        integer = np.issubdtype(np.asarray(value).dtype, np.integer)  # a Model's token ids stay int32
+        fed[name] = np.asarray(value, bool if key == "mask" else np.int32 if integer else np.float32)
     return fed
 
 
@@ -290,7 +291,7 @@ def _run(fixture, runtime=None) -> dict[str, np.ndarray]:
     its own ``Session(path, output_names, log)``, ``check(bytes, log)`` and ``NOTES`` (``onnx_reference``)."""
     session_class, check, notes_of = (runtime.Session, runtime.check, runtime.NOTES) if runtime else \
         (Session, load_session, _NOTES)
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):
         raise Unsupported(f"the tf2onnx adapter has no Keras model for layer {fixture.layer!r}")
     if keras_load.backend_name() != "tensorflow":
         raise Unsupported(f"tf2onnx converts TensorFlow graphs; Keras runs on {keras_load.backend_name()!r}")

@@ -75,7 +75,7 @@ def supports(fixture) -> str | None:
             return KERAS3_PATH
     except Unsupported as exc:
         return str(exc)
-    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked"):
+    if fixture.layer not in (*LAYER_STATES, "Bidirectional", "Stacked", "Model"):
         return f"no Keras model for layer {fixture.layer!r}"
     if fixture.layer == "Bidirectional" and fixture.meta.get("calls"):
         # the in-process ports read those states from the Keras layer's variables; a loaded tfjs model is in Node
