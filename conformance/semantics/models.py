@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import Unsupported
+from .families.conv_lstm import convolve
 from .problem import Problem
 from .wrappers import join, layer_prefix, sub_mapping
 
@@ -106,31 +107,15 @@ def dense(config: Mapping, weights: Mapping, x) -> np.ndarray:
     return _activation(config.get("activation", "linear"))(y)
 
 
-def _one(value, name: str) -> int:
-    value = value[0] if isinstance(value, (list, tuple)) else value
-    if isinstance(value, (list, tuple)) or int(value) < 1:
-        raise Unsupported(f"Conv1D {name} {value!r}")
-    return int(value)
-
-
 def conv1d(config: Mapping, weights: Mapping, x) -> np.ndarray:
-    """Keras's Conv1D (channels_last): ``valid`` or ``same`` padding (TensorFlow's: the odd pad on the right)."""
-    if _one(config.get("dilation_rate", 1), "dilation_rate") != 1 or config.get("groups", 1) != 1:
-        raise Unsupported("Conv1D with dilation or groups is not in format 2")
+    """Keras's Conv1D (channels_last, ``valid`` or ``same``): the ConvLSTM family's ``ops.conv``, one spatial axis."""
+    if config.get("groups", 1) != 1:
+        raise Unsupported("Conv1D with groups is not in format 2")
     padding = config.get("padding", "valid")
     if padding not in ("valid", "same"):
         raise Unsupported(f"Conv1D padding {padding!r} is not in format 2")
-    x = np.asarray(x, np.float64)
-    kernel = np.asarray(weights["kernel"], np.float64)      # (kernel_size, in, filters)
-    size, stride, steps = kernel.shape[0], _one(config.get("strides", 1), "strides"), x.shape[1]
-    if padding == "same":
-        out = -(-steps // stride)
-        total = max((out - 1) * stride + size - steps, 0)
-        x = np.pad(x, ((0, 0), (total // 2, total - total // 2), (0, 0)))
-    else:
-        out = (steps - size) // stride + 1
-    windows = np.stack([x[:, t * stride:t * stride + size] for t in range(out)], axis=1)  # (b, out, size, in)
-    y = np.einsum("btki,kif->btf", windows, kernel)
+    y = convolve(np.asarray(x, np.float64), np.asarray(weights["kernel"], np.float64),
+                 config.get("strides", 1), padding, config.get("dilation_rate", 1))
     if config.get("use_bias", True):
         y = y + np.asarray(weights["bias"], np.float64)
     return _activation(config.get("activation", "linear"))(y)
