@@ -260,14 +260,24 @@ def test_shipped_ledger_is_valid_and_explained():
         assert fnmatch.filter(fixture_ids, item.fixture), f"{item.label} names no fixture in the gallery"
 
 
+# Entries whose cause lies in a step the second port does not share: Keras's ONNX export calls tf2onnx's
+# ``from_function`` on the model's traced function, never tf2onnx's Keras front end ``from_keras``, whose
+# output-name lookup is what fails on a Keras 3 Sequential (keras-onnx passes those five Model fixtures).
+NOT_SHARED = {("keras-onnx", "model-*")}
+
+
 @pytest.mark.parametrize("port, same_file_as", [("litert", "tflite"), ("keras-onnx", "tf2onnx")])
 def test_shipped_ledger_gives_a_port_on_the_same_file_its_first_ring_entries(port, same_file_as):
     """LiteRT runs the tflite adapter's flatbuffer, and Keras's ONNX export is tf2onnx on the same graph: where the
-    first ring's entry explains a fixture, the same entry (an impl list, never a broad glob) explains it for both."""
+    first ring's entry explains a fixture, the same entry (an impl list, never a broad glob) explains it for both,
+    unless the entry's cause is a step the two do not share (``NOT_SHARED``), and then it must not reach the port."""
     entries = ledger.load()
     explained = 0
     for fixture in list_fixtures().fixtures:
         first = ledger.find(entries, same_file_as, fixture.id, "3.15.1", "tensorflow")
+        if first is not None and (port, first.fixture) in NOT_SHARED:
+            assert ledger.find(entries, port, fixture.id, "3.15.1", "tensorflow") is None, fixture.id
+            continue
         assert ledger.find(entries, port, fixture.id, "3.15.1", "tensorflow") == first, fixture.id
         explained += first is not None
         label = first.label if first else ""
