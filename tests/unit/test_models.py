@@ -7,6 +7,7 @@ mask rule is checked against Keras itself where Keras is installed, layer kind b
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.util
 
 import numpy as np
@@ -196,3 +197,21 @@ def test_explain_walks_a_model_layer_by_layer(gallery):
     padded = "".join(map(str, (gallery["model-embedding-lstm-lstm"].inputs["x"][0] != 0).astype(int)))
     assert f"mask passed = [ {'  '.join(padded)}]" in text, text
     assert "max abs diff" in text
+
+
+@pytest.mark.parametrize("adapter", ["torch", "onnx", "tfjs"])
+def test_an_adapter_that_builds_one_layer_says_a_model_is_a_model(gallery, adapter):
+    """Not "not a known recurrent layer family": a reader of the skip learns what a Model fixture is and who runs it.
+    (tfjs: what it would send to Node.js, so the test needs no Node.)"""
+    if adapter == "tfjs":
+        from conformance.adapters.tfjs.translate import request_for
+
+        def reason_for(fixture):
+            with pytest.raises(Unsupported) as caught:
+                request_for(fixture)
+            return str(caught.value)
+    else:
+        reason_for = importlib.import_module(f"conformance.adapters.{adapter}").supports
+    for fixture in gallery.values():
+        reason = reason_for(fixture)
+        assert reason is not None and "not one recurrent layer" in reason and "SPEC 5.15" in reason, (fixture.id, reason)

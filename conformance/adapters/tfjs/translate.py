@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import Unsupported
 from ...semantics import wrappers
-from ...semantics.families import family
+from ...semantics.families import NOT_ONE_LAYER, family
 from .install import TFJS_VERSION
 
 # Keras activation name -> tfjs's (tfjs-layers/src/activations.ts class names)
@@ -135,6 +135,8 @@ def _initial_states(layer: str, inputs: Mapping, prefix: str = "") -> list | Non
 def request_for(fixture) -> tuple[dict, list]:
     """The runner request for a fixture, and the plan to name what tfjs returns: [(layer, prefix, kind)]."""
     layer, config, inputs = fixture.layer, fixture.config, fixture.inputs
+    if layer == "Model":
+        raise Unsupported(NOT_ONE_LAYER)
     x = np.asarray(inputs["x"], np.float32)
     request: dict = {"fixture": fixture.id, "mergeMode": None, "calls": None}
     if layer == "Bidirectional":

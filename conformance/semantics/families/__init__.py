@@ -100,12 +100,17 @@ FAMILIES: dict[str, Family] = {f.layer: f for f in (lstm.FAMILY, gru.FAMILY, sim
                                                     *conv_lstm.FAMILIES)}
 LAYERS = tuple(FAMILIES)
 WRAPPERS = ("Bidirectional", "Stacked")
+# the skip of an adapter that builds one layer (or wrapper) from its config, on a Model fixture
+NOT_ONE_LAYER = ("layer 'Model' is a small model of several layers (SPEC 5.15), not one recurrent layer: this "
+                 "adapter builds one layer from its config; the converting ports run its model file")
 # every trace entry of every family, in computation order (gates first, states last)
 TRACE_ORDER = tuple(dict.fromkeys([n for f in FAMILIES.values() for n in f.trace if n not in ("c", "h")] + ["c", "h"]))
 
 
 def family(layer: str) -> Family:
     """The family of a plain recurrent layer; Unsupported (a skip, with the reason) for anything else."""
+    if layer == "Model":
+        raise Unsupported(NOT_ONE_LAYER)
     try:
         return FAMILIES[layer]
     except (KeyError, TypeError):
