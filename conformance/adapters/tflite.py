@@ -285,8 +285,10 @@ def run(fixture) -> dict[str, np.ndarray]:
     """
     _tf()
     if "ConvLSTM3D" in wrapped_layers(fixture.layer, fixture.config):  # measured on TF 2.21: every one refused
-        raise Unsupported("TFLite's SLICE and STRIDED_SLICE kernels take at most 5-D tensors (kMaxDim = 5 in "
-                          "tensorflow/lite/kernels/slice.cc), and the converted ConvLSTM3D slices its 6-D input "
-                          "sequence each step, so the interpreter refuses the model when it allocates its tensors")
+        raise Unsupported("tf.lite.Interpreter's SLICE and STRIDED_SLICE kernels take at most 5-D tensors, and the "
+                          "converted ConvLSTM3D slices its 6-D input sequence each step, so TF 2.21.0's interpreter "
+                          "refuses the model when it allocates its tensors (measured: \"StridedSlice op only "
+                          "supports 1D-5D input arrays. Node number 2 (STRIDED_SLICE) failed to prepare\"); LiteRT's "
+                          "interpreter runs the same flatbuffer (the litert port)")
     with quiet.calls():  # the converter's and interpreter's notices stay out of reports
         return _run(fixture)

@@ -70,13 +70,14 @@ def tflite_crashes(impl_name: str, fixture) -> bool:
 
 def tflite_skips(impl_name: str, fixture) -> str | None:
     """What tflite declines, and the reason it gives: a stateful Bidirectional (Keras 3 cannot build one that
-    returns its states, SPEC 5.10), a ConvLSTM3D (TFLite's slices take at most 5-D tensors)."""
+    returns its states, SPEC 5.10), a ConvLSTM3D (tf.lite.Interpreter's slices take at most 5-D tensors;
+    LiteRT's run them)."""
     if impl_name != "tflite":
         return None
     if fixture.layer == "Bidirectional" and fixture.meta.get("calls"):
         return "a stateful Bidirectional returning its states: Keras 3's"
     if fixture.layer == "ConvLSTM3D":
-        return "TFLite's SLICE and STRIDED_SLICE kernels take at most 5-D tensors"
+        return "tf.lite.Interpreter's SLICE and STRIDED_SLICE kernels take at most 5-D tensors"
     return None
 
 
