@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from ..judge.verdict import Status
 
@@ -100,7 +100,8 @@ def divergences(summaries: dict[str, dict], impls: set[str] | None = None) -> li
 
 
 def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
-    """(env, impl) columns whose every case has one status and one message other than a pass: that message."""
+    """(env, impl) columns whose every case that ran is a known divergence: the ledger's reasons (one, or each with
+    its count), so a column that only ever xfails is one line, not a column of the table; or one skip reason."""
     cases: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for env, data in summaries.items():
         for case in data["cases"]:
@@ -115,6 +116,11 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
             if status == Status.XFAILED.value and message:
                 wide[column] = (f"xfailed on all {len(ran)} fixtures it ran"
                                 + (f" ({skipped} skipped)" if skipped else "") + f": {message}")
+        elif len(ran) > 1 and all(s == Status.XFAILED.value and m for s, m in kinds):  # several entries, all known
+            counts = Counter(shared_message(c) for c in ran)
+            wide[column] = (f"xfailed on all {len(ran)} fixtures it ran" + (f" ({skipped} skipped)" if skipped else "")
+                            + ", each by a ledger entry: "
+                            + "; ".join(f"{n} by: {message}" for message, n in counts.most_common()))
         elif not ran and len(members) > 1:     # every case skipped for one reason
             reasons = {shared_message(c) for c in members}
             if len(reasons) == 1:

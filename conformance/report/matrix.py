@@ -220,11 +220,75 @@ NIGHTLY_TEXT = (f"The {NIGHTLY_ENV} column runs tf-nightly and keras-nightly (to
                 "list): what they change, measured and cited, is in {link}.")
 
 
-def _nightly_md(summaries: dict[str, dict]) -> list[str]:
-    """A pointer to the hand-written findings, where the results hold the nightly env."""
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One cell the nightly computes otherwise than the newest release: fixture, impl, both statuses, the nightly's
+    cell (its reason and error)."""
+    fixture: str
+    impl: str
+    before: str
+    after: str
+    cell: Cell
+
+
+def nightly_baseline(matrix: Matrix) -> str | None:
+    """The env the nightly is compared with: the newest released Keras on the nightly's backend (its columns
+    sort by Keras version, so the last such env), None where there is no nightly or no released env beside it."""
+    nightly = [c for c in matrix.columns if c.env == NIGHTLY_ENV]
+    if not nightly:
+        return None
+    released = [c for c in matrix.columns if c.env != NIGHTLY_ENV and c.backend == nightly[0].backend and c.keras
+                and not _is_prerelease(c.keras)]
+    return released[-1].env if released else None
+
+
+def _is_prerelease(version: str) -> bool:
+    try:
+        return Version(version).is_prerelease
+    except InvalidVersion:
+        return True
+
+
+def nightly_changes(matrix: Matrix) -> list[Change]:
+    """Every (fixture, impl) whose status in the nightly differs from the baseline env's, where both apply."""
+    baseline = nightly_baseline(matrix)
+    if baseline is None:
+        return []
+    changes = []
+    for column in (c for c in matrix.columns if c.env == NIGHTLY_ENV):
+        for fixture in matrix.fixtures:
+            before, after = matrix.cell(fixture, baseline, column.impl), matrix.cell(fixture, NIGHTLY_ENV, column.impl)
+            if before.status != after.status and not (before.not_applicable or after.not_applicable):
+                changes.append(Change(fixture, column.impl, before.status, after.status, after))
+    return changes
+
+
+def _change_line(change: Change) -> str:
+    error = f", max abs error {change.cell.max_abs_error:.3g}" if change.cell.max_abs_error is not None else ""
+    return (f"`{change.fixture}` {change.impl}: {LABELS.get(change.before, change.before)} -> "
+            f"{LABELS.get(change.after, change.after)}{error}: {change.cell.note or 'no reason recorded'}")
+
+
+def _nightly_summary(matrix: Matrix) -> tuple[str, list[str]]:
+    """The sentence and the changed cells, computed from the results (the hand-written account is the doc)."""
+    baseline = nightly_baseline(matrix)
+    if baseline is None:
+        return "No released env on the nightly's backend to compare it with.", []
+    version = next(c.keras for c in matrix.columns if c.env == baseline)
+    nightly = next(c.keras for c in matrix.columns if c.env == NIGHTLY_ENV)
+    lines = [_change_line(c) for c in nightly_changes(matrix)]
+    head = (f"Against {baseline} (Keras {version}, the newest release on the same backend), the nightly (Keras "
+            f"{nightly}) changes {len(lines)} cell{'s' if len(lines) != 1 else ''}" + (":" if lines else "."))
+    return head, lines
+
+
+def _nightly_md(matrix: Matrix, summaries: dict[str, dict]) -> list[str]:
+    """What the nightly changes, computed, then a pointer to the hand-written findings."""
     if NIGHTLY_ENV not in summaries:
         return []
-    return ["## Keras nightly", "", NIGHTLY_TEXT.format(link=f"[{NIGHTLY_DOC}]({NIGHTLY_DOC})"), ""]
+    head, lines = _nightly_summary(matrix)
+    return ["## Keras nightly", "", head, "", *(f"- {line}" for line in lines), *([""] if lines else []),
+            NIGHTLY_TEXT.format(link=f"[{NIGHTLY_DOC}]({NIGHTLY_DOC})"), ""]
 
 
 def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
@@ -242,7 +306,7 @@ def _md_table(matrix: Matrix, fixtures: list[str], totals: bool) -> list[str]:
 def to_markdown(matrix: Matrix, summaries: dict[str, dict]) -> str:
     """The matrix as GitHub-flavoured Markdown: rows that differ first, then every fixture, then the notes."""
     out = ["# lstm-conformance matrix", "", *_preamble(matrix, summaries), "", *_findings_md(summaries),
-           *_nightly_md(summaries)]
+           *_nightly_md(matrix, summaries)]
     differing = matrix.differing()
     out += [f"## Not passing everywhere ({len(differing)} of {len(matrix.fixtures)} fixtures; cells where a fixture "
             "does not apply aside)", ""]
@@ -293,7 +357,10 @@ def to_html(matrix: Matrix, summaries: dict[str, dict]) -> str:
              + ("".join(f"<li>{e(d.line())}</li>" for d in divergences) or "<li>None.</li>") + "</ul>")
     if NIGHTLY_ENV in summaries:
         link = f'<a href="{NIGHTLY_DOC}">{NIGHTLY_DOC}</a>'
-        found += f"\n<h2>Keras nightly</h2><p>{NIGHTLY_TEXT.format(link=link)}</p>"
+        head, lines = _nightly_summary(matrix)
+        items = "".join(f"<li>{e(line).replace('`', '')}</li>" for line in lines)
+        found += (f"\n<h2>Keras nightly</h2><p>{e(head)}</p>" + (f"<ul>{items}</ul>" if items else "")
+                  + f"<p>{NIGHTLY_TEXT.format(link=link)}</p>")
     thead = f"<thead><tr><th>fixture</th>{head}</tr></thead>"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>lstm-conformance matrix</title><style>{CSS}</style></head><body>\n"

@@ -194,3 +194,56 @@ def test_cells_where_a_fixture_does_not_apply_leave_it_out_of_the_not_passing_ta
     matrix = report.build(report.load_results(tmp_path))
     assert matrix.differing() == ["b"]
     assert matrix.cell("a", "env1", "keras-load-h5").not_applicable
+
+
+def _write_env(root, env, keras, cases):
+    """A summary.json for ``env`` from Records, its implementations on Keras ``keras`` (tensorflow backend)."""
+    summary = {"complete": True, "env": {}, "fixture_set": "sha256:" + "0" * 64, "fixtures_dir": "fixtures",
+               "format": 2, "ledger": {"path": "ledger.yaml", "unmatched": []}, "lstm_conformance": "0.1.0",
+               "not_run": [], "implementations": {c.impl: {"backend": "tensorflow", "keras": keras, "version": "0.1.0"}
+                                                  for c in cases},
+               "cases": [{k: v for k, v in c.to_json().items() if k != "impl_info"} for c in cases]}
+    (root / env).mkdir()
+    (root / env / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_nightly_section_lists_what_changed_against_the_newest_release(tmp_path):
+    """Computed from the cells, not typed: the nightly is compared with the newest released Keras on its backend
+    (tf221 here, not the older tf216), a cell that changes is listed with its reason, one that does not is not."""
+    from conformance.records import Ledger
+    known = Ledger(7, "entry 7 (x; impl keras; mismatch)", "mismatch", "The next Keras drops the mask.",
+                   "https://github.com/keras-team/keras/commit/a8b52ca11a46486ec42211692d663eb0749a2fea", True,
+                   "explained")
+    _write_env(tmp_path, "tf216", "3.3.3", [Record("a", "keras", "failed", "old Keras", max_abs_error=0.5),
+                                            Record("b", "keras", "passed")])
+    _write_env(tmp_path, "tf221", "3.15.1", [Record("a", "keras", "passed"), Record("b", "keras", "passed")])
+    _write_env(tmp_path, "nightly", "3.16.0.dev2026102704",
+               [Record("a", "keras", "passed"),
+                Record("b", "keras", "xfailed", "The next Keras drops the mask.", max_abs_error=0.0247, ledger=known)])
+    matrix = report.build(report.load_results(tmp_path))
+    assert report.matrix.nightly_baseline(matrix) == "tf221"
+    changes = report.matrix.nightly_changes(matrix)
+    assert [(c.fixture, c.impl, c.before, c.after) for c in changes] == [("b", "keras", "passed", "xfailed")]
+    text = report.matrix.to_markdown(matrix, report.load_results(tmp_path))
+    section = text.split("## Keras nightly")[1].split("## ")[0]
+    assert "Against tf221 (Keras 3.15.1" in section and "changes 1 cell:" in section
+    assert "`b` keras: pass -> xfail, max abs error 0.0247: The next Keras drops the mask." in section
+    assert "`a`" not in section
+
+
+def test_a_column_that_only_xfails_folds_into_one_line_with_each_entry_counted(tmp_path):
+    """Two ledger entries explaining a whole column (Keras 2 on Keras 3 files): one line, each reason counted."""
+    from conformance.records import Ledger
+
+    def entry(n, reason):
+        return Ledger(n, f"entry {n}", "error", reason, f"https://github.com/keras-team/keras/issues/{n}", True,
+                      "explained")
+    cases = [Record(f, "keras-load", "xfailed", "modules", ledger=entry(1, "Keras 3 modules.")) for f in "abc"]
+    cases.append(Record("d", "keras-load", "xfailed", "input layer", ledger=entry(2, "Keras 3 InputLayer.")))
+    cases.append(Record("a", "keras", "failed", "a real failure", max_abs_error=0.1))
+    _write_env(tmp_path, "tf212", "2.12.0", cases)
+    matrix = report.build(report.load_results(tmp_path))
+    assert [(c.env, c.impl) for c in matrix.columns] == [("tf212", "keras")]
+    line = matrix.wide[("tf212", "keras-load")]
+    assert line.startswith("xfailed on all 4 fixtures it ran, each by a ledger entry: 3 by: Keras 3 modules.")
+    assert "1 by: Keras 3 InputLayer." in line
