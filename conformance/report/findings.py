@@ -111,16 +111,13 @@ def column_wide(summaries: dict[str, dict]) -> dict[tuple[str, str], str]:
         ran = [c for c in members if c["status"] != Status.SKIPPED.value]
         kinds = {(c["status"], shared_message(c)) for c in ran}
         skipped = len(members) - len(ran)
-        if len(ran) > 1 and len(kinds) == 1:   # one ledger entry explains every case that ran
-            status, message = next(iter(kinds))
-            if status == Status.XFAILED.value and message:
-                wide[column] = (f"xfailed on all {len(ran)} fixtures it ran"
-                                + (f" ({skipped} skipped)" if skipped else "") + f": {message}")
-        elif len(ran) > 1 and all(s == Status.XFAILED.value and m for s, m in kinds):  # several entries, all known
-            counts = Counter(shared_message(c) for c in ran)
-            wide[column] = (f"xfailed on all {len(ran)} fixtures it ran" + (f" ({skipped} skipped)" if skipped else "")
-                            + ", each by a ledger entry: "
-                            + "; ".join(f"{n} by: {message}" for message, n in counts.most_common()))
+        if len(ran) > 1 and all(status == Status.XFAILED.value and message for status, message in kinds):
+            counts = Counter(shared_message(c) for c in ran)   # the ledger entries that explain every case that ran
+            reasons = (next(iter(counts)) if len(counts) == 1 else "each by a ledger entry: "
+                       + "; ".join(f"{n} by: {message}" for message, n in counts.most_common()))
+            wide[column] = (f"xfailed on all {len(ran)} fixtures it ran"
+                            + (f" ({skipped} skipped)" if skipped else "") + (": " if len(counts) == 1 else ", ")
+                            + reasons)
         elif not ran and len(members) > 1:     # every case skipped for one reason
             reasons = {shared_message(c) for c in members}
             if len(reasons) == 1:

@@ -249,9 +249,10 @@ def _is_prerelease(version: str) -> bool:
         return True
 
 
-def nightly_changes(matrix: Matrix) -> list[Change]:
-    """Every (fixture, impl) whose status in the nightly differs from the baseline env's, where both apply."""
-    baseline = nightly_baseline(matrix)
+def nightly_changes(matrix: Matrix, baseline: str | None = None) -> list[Change]:
+    """Every (fixture, impl) whose status in the nightly differs from the baseline env's (by default
+    ``nightly_baseline``), where both apply."""
+    baseline = baseline or nightly_baseline(matrix)
     if baseline is None:
         return []
     changes = []
@@ -276,7 +277,7 @@ def _nightly_summary(matrix: Matrix) -> tuple[str, list[str]]:
         return "No released env on the nightly's backend to compare it with.", []
     version = next(c.keras for c in matrix.columns if c.env == baseline)
     nightly = next(c.keras for c in matrix.columns if c.env == NIGHTLY_ENV)
-    lines = [_change_line(c) for c in nightly_changes(matrix)]
+    lines = [_change_line(c) for c in nightly_changes(matrix, baseline)]
     head = (f"Against {baseline} (Keras {version}, the newest release on the same backend), the nightly (Keras "
             f"{nightly}) changes {len(lines)} cell{'s' if len(lines) != 1 else ''}" + (":" if lines else "."))
     return head, lines
